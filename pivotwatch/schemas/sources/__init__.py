@@ -1,0 +1,9 @@
+"""Per-source mapping tables from source records to normalized events.
+
+Each module holds one source's tables and a ``normalize(record, context)`` function
+that walks them; `pivotwatch.schemas.normalize` picks the module by source.
+"""
+
+from pivotwatch.schemas.sources.context import UNKNOWN_KEY, NormalizeContext
+
+__all__ = ["UNKNOWN_KEY", "NormalizeContext"]
