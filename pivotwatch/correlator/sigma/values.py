@@ -1,0 +1,303 @@
+"""Compile one Sigma value (a pySigma `SigmaType`) into a test on a record field.
+
+Matching follows the Sigma specification as pySigma models it:
+
+- a plain string matches the whole value case-insensitively, ``*`` and ``?`` are
+  wildcards (pySigma has already applied ``contains``, ``startswith``, ``endswith``,
+  ``base64``, ``base64offset`` and ``windash``); ``|cased`` makes it case-sensitive;
+- a number matches a JSON number or a numeric string of equal value; a boolean matches a
+  JSON boolean or the string ``true``/``false``; numbers and booleans matched by a string
+  value compare in their JSON spelling;
+- ``null`` matches an absent field or JSON null; ``|exists`` tests for a non-null value;
+- ``|re`` searches the text (unanchored, like ``re.search``), with the ``i``, ``m`` and
+  ``s`` flags; ``|cidr`` tests IP addresses, and a network value matches when it lies
+  inside the rule's network;
+- ``|gt`` ``|gte`` ``|lt`` ``|lte`` compare numbers, and numeric strings as numbers;
+- ``|fieldref`` compares with the values of another field of the same record,
+  case-insensitively, with ``startswith``/``endswith``/``contains`` if given.
+
+A field with several values (a JSON array) matches if any value matches. A value the
+engine cannot evaluate raises `RuleError` when the rule is compiled, never at match time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import operator
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaTimestampPart,
+    SigmaType,
+    SpecialChars,
+)
+
+from pivotwatch.correlator.sigma.fields import FieldPath, RecordView
+from pivotwatch.errors import RuleError
+
+__all__ = ["Matcher", "TextTest", "compile_field_value", "compile_keyword", "plain_string"]
+
+Matcher = Callable[[RecordView], bool]
+"""A compiled test on one record."""
+
+TextTest = Callable[[str], bool]
+"""A compiled test on one text value (already lower-cased unless the test is cased)."""
+
+_REGEX_FLAGS = {
+    SigmaRegularExpressionFlag.IGNORECASE: re.IGNORECASE,
+    SigmaRegularExpressionFlag.MULTILINE: re.MULTILINE,
+    SigmaRegularExpressionFlag.DOTALL: re.DOTALL,
+}
+
+_COMPARE: dict[CompareOperators, Callable[[float, float], bool]] = {
+    CompareOperators.LT: operator.lt,
+    CompareOperators.LTE: operator.le,
+    CompareOperators.GT: operator.gt,
+    CompareOperators.GTE: operator.ge,
+    CompareOperators.NEQ: operator.ne,
+}
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def compile_field_value(field: str, value: SigmaType) -> Matcher:
+    """Compile ``field: value`` into a record test; raise `RuleError` if it cannot be evaluated."""
+    path = FieldPath(field)
+
+    if isinstance(value, SigmaExpansion):
+        alternatives = tuple(compile_field_value(field, item) for item in value.values)
+        return lambda view: any(test(view) for test in alternatives)
+    if isinstance(value, SigmaString):
+        return _compile_string_field(path, value)
+    if isinstance(value, SigmaTimestampPart):
+        raise RuleError(f"the timestamp modifier on field {field!r} is not supported")
+    if isinstance(value, SigmaNumber):
+        return _compile_number_field(path, value.number)
+    if isinstance(value, SigmaBool):
+        return _compile_bool_field(path, value.boolean)
+    if isinstance(value, SigmaNull):
+        return lambda view: all(item is None for item in view.values(path))
+    if isinstance(value, SigmaExists):
+        return _compile_exists_field(path, value.exists)
+    if isinstance(value, SigmaRegularExpression):
+        return _compile_regex_field(path, value)
+    if isinstance(value, SigmaCIDRExpression):
+        return _compile_cidr_field(path, value.network)
+    if isinstance(value, SigmaCompareExpression):
+        return _compile_compare_field(path, value)
+    if isinstance(value, SigmaFieldReference):
+        return _compile_fieldref(path, value)
+    raise RuleError(f"value {value!r} of field {field!r} has a type the engine cannot evaluate")
+
+
+def compile_keyword(value: SigmaType) -> Matcher:
+    """Compile a keyword (field-less) value: it is searched in every scalar of the record.
+
+    A keyword without wildcards matches when it occurs inside any value, as full-text
+    search does; one with wildcards must match a whole value.
+    """
+    if isinstance(value, SigmaExpansion):
+        alternatives = tuple(compile_keyword(item) for item in value.values)
+        return lambda view: any(test(view) for test in alternatives)
+    if isinstance(value, SigmaNumber):
+        value = SigmaString(str(value.number))
+    if not isinstance(value, SigmaString) or isinstance(value, SigmaCasedString):
+        raise RuleError(f"keyword value {value!r} is not supported: only plain strings are")
+
+    if not value.contains_special():
+        value = SigmaString("*") + value + SigmaString("*")
+    test = compile_text_test(value, cased=False)
+    return lambda view: any(test(text) for text in view.keyword_texts())
+
+
+def plain_string(value: SigmaType) -> str | None:
+    """Return the exact text a case-insensitive string value matches, or ``None``.
+
+    ``None`` means the value is no plain string: it has wildcards, or it is a number,
+    regex or other type. The rule index only uses plain strings.
+    """
+    if type(value) is not SigmaString or value.contains_special():
+        return None
+    if any(isinstance(part, Placeholder) for part in value.s):
+        return None
+    return "".join(str(part) for part in value.s)
+
+
+def compile_text_test(value: SigmaString, *, cased: bool) -> TextTest:
+    """Compile a Sigma string with wildcards into a test on text.
+
+    Without ``cased`` the test expects lower-cased text. Common shapes (exact, prefix,
+    suffix, substring) use string methods; other wildcard patterns compile to a regex.
+    """
+    parts = _string_parts(value, cased=cased)
+    literal = [part for part in parts if isinstance(part, str)]
+    multi = SpecialChars.WILDCARD_MULTI
+
+    if not any(isinstance(part, SpecialChars) for part in parts):
+        exact = "".join(literal)
+        return lambda text: text == exact
+    if all(part is multi for part in parts):
+        return lambda text: True
+    if len(parts) == 2 and parts[1] is multi and isinstance(parts[0], str):
+        prefix = parts[0]
+        return lambda text: text.startswith(prefix)
+    if len(parts) == 2 and parts[0] is multi and isinstance(parts[1], str):
+        suffix = parts[1]
+        return lambda text: text.endswith(suffix)
+    if len(parts) == 3 and parts[0] is multi and parts[2] is multi and isinstance(parts[1], str):
+        infix = parts[1]
+        return lambda text: infix in text
+    pattern = re.compile(_wildcard_regex(parts), re.DOTALL)
+    return lambda text: pattern.fullmatch(text) is not None
+
+
+def _string_parts(value: SigmaString, *, cased: bool) -> list[str | SpecialChars]:
+    """Return the string's literal and wildcard parts, merging repeated ``*``."""
+    parts: list[str | SpecialChars] = []
+    for part in value.s:
+        if isinstance(part, Placeholder):
+            raise RuleError(
+                f"placeholder %{part.name}% in {value.original!r} is not supported: "
+                "the expand modifier needs a processing pipeline that fills it"
+            )
+        if isinstance(part, str):
+            parts.append(part if cased else part.lower())
+        elif not (part is SpecialChars.WILDCARD_MULTI and parts and parts[-1] is part):
+            parts.append(part)
+    return parts
+
+
+def _wildcard_regex(parts: list[str | SpecialChars]) -> str:
+    pieces = []
+    for part in parts:
+        if part is SpecialChars.WILDCARD_MULTI:
+            pieces.append(".*")
+        elif part is SpecialChars.WILDCARD_SINGLE:
+            pieces.append(".")
+        else:
+            pieces.append(re.escape(str(part)))
+    return "".join(pieces)
+
+
+def _compile_string_field(path: FieldPath, value: SigmaString) -> Matcher:
+    cased = isinstance(value, SigmaCasedString)
+    test = compile_text_test(value, cased=cased)
+
+    if cased:
+        return lambda view: any(text is not None and test(text) for text in view.texts(path))
+    return lambda view: any(text is not None and test(text) for text in view.folded(path))
+
+
+def _compile_number_field(path: FieldPath, number: float) -> Matcher:
+    return lambda view: any(_as_number(item) == number for item in view.values(path))
+
+
+def _compile_bool_field(path: FieldPath, expected: bool) -> Matcher:
+    spelled = "true" if expected else "false"
+
+    def test(item: Any) -> bool:
+        if isinstance(item, bool):
+            return item is expected
+        return isinstance(item, str) and item.lower() == spelled
+
+    return lambda view: any(test(item) for item in view.values(path))
+
+
+def _compile_exists_field(path: FieldPath, expected: bool) -> Matcher:
+    return lambda view: any(item is not None for item in view.values(path)) is expected
+
+
+def _compile_regex_field(path: FieldPath, value: SigmaRegularExpression) -> Matcher:
+    flags = 0
+    for flag in value.flags:
+        flags |= _REGEX_FLAGS[flag]
+    if value.regexp.contains_placeholder():
+        raise RuleError(f"placeholder in regular expression {str(value.regexp)!r} is not supported")
+    pattern = re.compile(str(value.regexp), flags)
+    return lambda view: any(
+        text is not None and pattern.search(text) is not None for text in view.texts(path)
+    )
+
+
+def _compile_cidr_field(path: FieldPath, network: IpNetwork) -> Matcher:
+    return lambda view: any(_in_network(item, network) for item in view.values(path))
+
+
+def _compile_compare_field(path: FieldPath, value: SigmaCompareExpression) -> Matcher:
+    compare = _COMPARE[value.op]
+    bound = value.number.number
+
+    def test(item: Any) -> bool:
+        number = _as_number(item)
+        return number is not None and compare(number, bound)
+
+    return lambda view: any(test(item) for item in view.values(path))
+
+
+def _compile_fieldref(path: FieldPath, value: SigmaFieldReference) -> Matcher:
+    other = FieldPath(value.field)
+    starts, ends = value.starts_with, value.ends_with
+
+    def related(text: str, reference: str) -> bool:
+        if starts and ends:
+            return reference in text
+        if starts:
+            return text.startswith(reference)
+        if ends:
+            return text.endswith(reference)
+        return text == reference
+
+    def test(view: RecordView) -> bool:
+        references = [ref for ref in view.folded(other) if ref is not None]
+        return any(
+            related(text, reference)
+            for text in view.folded(path)
+            if text is not None
+            for reference in references
+        )
+
+    return test
+
+
+def _as_number(item: Any) -> float | None:
+    """Return a JSON number, or a string holding one, as a number; else ``None``."""
+    if isinstance(item, bool):
+        return None
+    if isinstance(item, int | float):
+        return item
+    if isinstance(item, str):
+        try:
+            return float(item)
+        except ValueError:
+            return None
+    return None
+
+
+def _in_network(item: Any, network: IpNetwork) -> bool:
+    if not isinstance(item, str):
+        return False
+    try:
+        return ipaddress.ip_address(item) in network
+    except ValueError:
+        pass
+    try:
+        candidate = ipaddress.ip_network(item, strict=False)
+    except ValueError:
+        return False
+    return candidate.version == network.version and candidate.subnet_of(network)  # type: ignore[arg-type]
