@@ -24,6 +24,7 @@ from pivotwatch.errors import ConfigurationError
 from pivotwatch.schemas.alert import Alert, AlertKind, Severity
 from pivotwatch.schemas.event import Event, Source
 from pivotwatch.schemas.normalize import NormalizeContext, normalize_record
+from pivotwatch.settings import CorrelationSettings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exposure"
 WINDOW = timedelta(minutes=60)
@@ -457,6 +458,15 @@ def test_cap_evicts_oldest_entry() -> None:
 def test_tracker_rejects_invalid_settings(settings: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         ExposureTracker(**settings)
+
+
+def test_tracker_from_settings() -> None:
+    settings = CorrelationSettings(transient_window_seconds=600, allowed_lateness_seconds=60)
+
+    tracker = ExposureTracker.from_settings(settings)
+
+    assert tracker.window == timedelta(minutes=10)
+    assert tracker.lateness == timedelta(minutes=1)
 
 
 # -- alert -----------------------------------------------------------------------------

@@ -7,6 +7,9 @@ permission. ``RevokeSecurityGroupIngress`` closes by the same protocol, ports an
 or by security group rule id. ``DeleteSecurityGroup`` closes every rule of the group.
 Both the ``ipPermissions`` form and the older flat form (``ipProtocol``, ``fromPort``,
 ``toPort`` and ``cidrIp`` beside ``groupId``) are read.
+
+NOTE: ``ModifySecurityGroupRules``, which can change an existing rule's source to or from
+``0.0.0.0/0``, is not read yet, so such an exposure or revert goes unseen here.
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ Contract:
 - State per account is kept for ``window + lateness`` behind the account's newest event
   time and is capped at ``max_open`` entries; the oldest entries are evicted first and
   counted in ``evicted``. An account that stops sending events keeps its last entries.
+
+NOTE: when one exposure is opened twice before it is closed (two public
+``PutBucketPolicy`` calls, then ``DeleteBucketPolicy``), exactly one finding is
+reported, but its change is the later open if both opens arrived before the close, and
+the earlier open otherwise.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pivotwatch.correlator.exposure.fields import principal_id
 from pivotwatch.correlator.exposure.model import Direction, Facet, TransientExposure, Transition
 from pivotwatch.errors import ConfigurationError
 from pivotwatch.schemas.event import Event
+from pivotwatch.settings import CorrelationSettings
 
 __all__ = ["ExposureTracker"]
 
@@ -124,6 +130,11 @@ class ExposureTracker:
         """Exposure events older than the allowed lateness when they arrived."""
         self._accounts: dict[str, _AccountState] = {}
         self._sequence = itertools.count()
+
+    @classmethod
+    def from_settings(cls, correlation: CorrelationSettings) -> ExposureTracker:
+        """Build a tracker with the configured transient window and allowed lateness."""
+        return cls(correlation.transient_window, correlation.allowed_lateness)
 
     def __len__(self) -> int:
         """Return the number of stored changes and reverts, over all accounts."""
