@@ -1,4 +1,4 @@
-"""SigmaHQ's AWS CloudTrail rules, loaded unmodified from the shared folder, on hand-written records."""
+"""SigmaHQ's AWS CloudTrail rules, loaded unmodified from the shared folder."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The bundled pack over the shared scenarios: expected techniques are tagged, benign days stay quiet."""
+"""The bundled pack over the shared scenarios: expected techniques, quiet benign days."""
 
 from __future__ import annotations
 
