@@ -1,6 +1,6 @@
 """Split one raw-topic message value into the source records it carries.
 
-A message value holds one of:
+A message value contains one of:
 
 - one record, a JSON object (one CloudTrail record, one GCP LogEntry, one Falco alert as
   falcosidekick sends it, one inventory asset);
@@ -196,7 +196,7 @@ class _Container:
 
     ``matches`` recognises the document. ``records`` returns the records inside it, as
     (path, item) pairs so a bad item can be named, or None when the document is
-    recognised but holds no records; ``skip_reason`` then says why.
+    recognised but contains no records; ``skip_reason`` then says why.
     """
 
     name: str

@@ -37,7 +37,7 @@ def normalize_record(
 
     Returns one event for every source except inventory, where an EC2 reservation gives
     one event per instance (an empty reservation gives none). Each event's ``raw`` is
-    the record itself, or for a reservation the instance object; it is not copied, so
+    the record itself, or for a reservation the instance object. It is not copied, so
     callers must not change the record afterwards.
 
     Raises:
@@ -53,5 +53,5 @@ def normalize_record(
 
     if source is Source.INVENTORY:
         for event in events:
-            context.learn_hosts(event)
+            context.learn(event)
     return events

@@ -6,11 +6,11 @@ Accepted shapes:
   ``-07:00`` (CloudTrail ``eventTime``, GCP ``timestamp``, Falco ``time``, Kubernetes
   ``creationTimestamp``, EC2 ``LaunchTime``, GCE ``creationTimestamp``).
 - Integer epoch values, as ints or numeric strings: nanoseconds (Falco ``evt.time``),
-  microseconds, milliseconds or seconds, told apart by magnitude (see `_EPOCH_UNITS`).
+  microseconds, milliseconds or seconds, distinguished by magnitude (see `_EPOCH_UNITS`).
   A float or decimal string is read as epoch seconds.
 - `datetime` objects, as boto3 and other SDKs return them.
 
-``datetime`` holds microseconds, so 7 to 9 fractional digits are truncated (never
+``datetime`` stores microseconds, so 7 to 9 fractional digits are truncated (never
 rounded) to microseconds: truncation keeps every event inside the second the source
 wrote, and two records of one source keep their order unless they differ by less than a
 microsecond.

@@ -1,6 +1,6 @@
 """Per-source mapping tables from source records to normalized events.
 
-Each module holds one source's tables and a ``normalize(record, context)`` function
+Each module contains one source's tables and a ``normalize(record, context)`` function
 that walks them; `pivotwatch.schemas.normalize` picks the module by source.
 """
 

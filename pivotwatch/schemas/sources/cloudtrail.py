@@ -245,7 +245,7 @@ def normalize(record: JsonObject, context: NormalizeContext) -> list[Event]:
 def resolve_principal(record: JsonObject, event_id: str | None = None) -> Principal | None:
     """Read the acting principal through the rule for its ``userIdentity.type``.
 
-    Returns None when the record has no ``userIdentity`` object or the identity holds
+    Returns None when the record has no ``userIdentity`` object or the identity contains
     no usable id. A missing ``type`` with ``invokedBy`` is read as ``AWSService``,
     which is what ``AwsServiceEvent`` records without a type contain.
     """

@@ -1,4 +1,4 @@
-"""What normalization needs beyond the record: account mappings from settings and inventory."""
+"""Normalization context: account mappings from settings and from inventory."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class NormalizeContext:
     """Account lookups for records that do not name their cloud account.
 
     ``cluster_accounts`` and ``default_account`` come from settings. ``host_accounts``
-    is learned from inventory: `learn_hosts` adds the names and addresses of each EC2
+    is learned from inventory: `learn` adds the names and addresses of each EC2
     or GCE instance (instance id, private DNS name and its first label, private and
     public addresses, GCE name) with the instance's account or project.
 
@@ -54,7 +54,7 @@ class NormalizeContext:
             return None
         return self.cluster_accounts.get(name) or self.host_accounts.get(name)
 
-    def learn_hosts(self, event: Event) -> int:
+    def learn(self, event: Event) -> int:
         """Add the host names and addresses of an inventory instance event.
 
         Events other than EC2 or GCE instances, and instances without an account, add

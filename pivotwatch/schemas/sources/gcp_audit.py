@@ -148,7 +148,7 @@ def normalize(record: JsonObject, context: NormalizeContext) -> list[Event]:
 
 
 def resolve_principal(record: JsonObject) -> Principal | None:
-    """Read the caller from ``authenticationInfo``; None when it names nobody.
+    """Read the caller from ``authenticationInfo``, or None when it names no principal.
 
     The id is ``principalEmail``, else ``principalSubject`` (Workload Identity and
     workforce identities can have only a subject). ``delegation`` lists the

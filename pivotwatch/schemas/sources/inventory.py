@@ -1,6 +1,6 @@
 """Inventory mapping: asset records in the JSON that the cloud and Kubernetes APIs return.
 
-One inventory message holds one asset record (framing splits API list documents):
+One inventory message contains one asset record (framing splits API list documents):
 
 - an EC2 ``Reservation`` from ``DescribeInstances`` (``OwnerId``, ``Instances``): one
   event per instance, with the instance object as ``raw``;

@@ -3,7 +3,7 @@
 A source module describes its mapping as a tuple of `Field` rows. `map_fields` walks
 the rows over one record: for each row it tries the paths in order and keeps the first
 value that is present and that the converter accepts. A converter returns None to mean
-"not usable here, try the next path" (an address field that holds a service name), and
+"not usable here, try the next path" (an address field that contains a service name), and
 raises ValueError or TypeError for a value of the wrong type, which becomes a
 `MappingError` naming the path and the value.
 """
@@ -160,11 +160,9 @@ def show_value(value: Any) -> str:
 
 
 def as_text(value: Any) -> str:
-    """Accept a string, or an integer written where the source documents a string id."""
+    """Accept a string only: a number where the source documents a string is invalid."""
     if isinstance(value, str):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
     raise TypeError(f"expected a string, got {type(value).__name__}")
 
 
@@ -180,7 +178,7 @@ def as_bool(value: Any) -> bool:
 def as_ip(value: Any) -> str | None:
     """Accept an IPv4 or IPv6 address; return None for anything else.
 
-    CloudTrail ``sourceIPAddress`` holds a service name (``ec2.amazonaws.com``,
+    CloudTrail ``sourceIPAddress`` contains a service name (``ec2.amazonaws.com``,
     ``AWS Internal``) for calls that a service made, and GCP ``callerIp`` can be
     ``private`` or ``gce-internal-ip``. Those are not addresses, so the normalized
     ``source_ip`` stays empty and the original value stays in ``raw``.
