@@ -1,0 +1,46 @@
+"""The ``worker`` command: the faust worker for production."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import faust
+
+from pivotwatch.cli.common import bootstrap_option, settings_with_bootstrap
+from pivotwatch.streams.app import Pipeline
+from pivotwatch.streams.topics import ensure_topics
+
+__all__ = ["worker_command"]
+
+logger = logging.getLogger(__name__)
+
+
+@click.command("worker")
+@bootstrap_option("Kafka bootstrap servers, comma-separated [default: PIVOTWATCH_KAFKA__BOOTSTRAP, else localhost:9092].")
+@click.option(
+    "--loglevel",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Log level of the worker.",
+)
+def worker_command(bootstrap: str | None, loglevel: str) -> None:
+    """Run the pivotwatch worker until stopped (SIGTERM or Ctrl-C).
+
+    The worker reads the raw topics, normalizes and correlates the records and
+    publishes alerts. Several workers with the same PIVOTWATCH_WORKER__APP_ID share
+    the partitions. Settings come from PIVOTWATCH_* environment variables and the
+    file named by PIVOTWATCH_CONFIG.
+    """
+    settings = settings_with_bootstrap(bootstrap)
+    ensure_topics(settings)
+    pipeline = Pipeline(settings)
+    logger.info(
+        "starting worker %s on %s with %d rules",
+        settings.worker.app_id,
+        settings.kafka.bootstrap,
+        len(pipeline.correlator.rules),  # type: ignore[arg-type]
+    )
+    worker = faust.Worker(pipeline.app, loglevel=loglevel.upper(), quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,211 @@
+"""The correlator: normalized events in, alerts out.
+
+`Correlator.process` takes a batch of events (any keys, any order) and returns the
+alerts that the batch made new or changed. It keeps one `KeyState` per correlation
+key. It imports neither Kafka nor faust.
+
+Time is event time throughout. Each source of each key has its own watermark, the
+newest event time seen from it; a record older than its watermark minus the allowed
+lateness is dropped and counted. State older than the window is forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from pivotwatch.correlator.alerts import chain_alert, single_stage_alert
+from pivotwatch.correlator.chains import build_chain
+from pivotwatch.correlator.dedup import Deduplicator
+from pivotwatch.correlator.detections import Detection, detection_from_falco_tags, merge_detections
+from pivotwatch.correlator.exposure import ExposureTracker, exposure_alert
+from pivotwatch.correlator.scoring import severity_for_level
+from pivotwatch.correlator.state import KeyState, PublishedChain
+from pivotwatch.schemas.alert import Alert, Severity
+from pivotwatch.schemas.event import Event, EventKind, Source
+from pivotwatch.settings import CorrelationSettings, Settings
+
+__all__ = ["Correlator", "RuleMatcher"]
+
+logger = logging.getLogger(__name__)
+
+_SEVERITY_BY_LEVEL = {
+    "informational": Severity.INFO,
+    "low": Severity.LOW,
+    "medium": Severity.MEDIUM,
+    "high": Severity.HIGH,
+    "critical": Severity.CRITICAL,
+}
+
+
+class RuleMatcher(Protocol):
+    """What the correlator needs from a rule engine."""
+
+    def match(self, event: Event) -> Sequence[object]: ...
+
+
+class Correlator:
+    """Keeps per-key state and turns events into alerts."""
+
+    def __init__(self, rules: RuleMatcher, settings: CorrelationSettings) -> None:
+        self.rules = rules
+        self.settings = settings
+        self.states: dict[str, KeyState] = {}
+        self.trackers: dict[str, ExposureTracker] = {}
+        self.deduplicator = Deduplicator(settings.allowed_lateness)
+        self.watermarks: dict[tuple[str, Source], datetime] = {}
+        self.counts: Counter[str] = Counter()
+        self.min_single_stage = _SEVERITY_BY_LEVEL[settings.min_single_stage_level]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Correlator:
+        """Load the rule pack and the configured rule folders, then build the correlator."""
+        from pivotwatch.correlator.sigma import RuleSet
+
+        correlation = settings.correlation
+        rules = RuleSet.load(correlation.rule_paths, bundled=correlation.bundled_rules)
+        logger.info("loaded %d detection rules", len(rules))
+        return cls(rules, correlation)
+
+    def process(self, events: Iterable[Event]) -> list[Alert]:
+        """Correlate a batch of events and return the new or changed alerts."""
+        alerts: list[Alert] = []
+        touched: dict[str, KeyState] = {}
+        candidates: list[tuple[KeyState, Event, Detection, str]] = []
+        for event in events:
+            if not self._admit(event):
+                continue
+            state = self._state(event.key)
+            touched[event.key] = state
+            alerts.extend(self._observe(state, event, candidates))
+        for state in touched.values():
+            alerts.extend(self._publish_chains(state))
+        alerts.extend(self._publish_single_stages(candidates))
+        for state in touched.values():
+            state.expire(self.settings.window)
+        return alerts
+
+    # Admission: duplicates and late records.
+
+    def _admit(self, event: Event) -> bool:
+        if event.kind is EventKind.ASSET:
+            return True
+        if self.deduplicator.is_duplicate(f"{event.source}:{event.event_id}", event.time):
+            self.counts["duplicate"] += 1
+            return False
+        mark = (event.key, event.source)
+        watermark = self.watermarks.get(mark)
+        if watermark is not None and event.time < watermark - self.settings.allowed_lateness:
+            self.counts["late"] += 1
+            logger.info(
+                "dropped late %s record %s of key %s: event time %s is more than the allowed "
+                "lateness behind %s",
+                event.source,
+                event.event_id,
+                event.key,
+                event.time.isoformat(),
+                watermark.isoformat(),
+            )
+            return False
+        if watermark is None or event.time > watermark:
+            self.watermarks[mark] = event.time
+        return True
+
+    def _state(self, key: str) -> KeyState:
+        state = self.states.get(key)
+        if state is None:
+            state = KeyState.create(key, self.settings.max_nodes_per_key, self.settings.max_edges_per_key)
+            self.states[key] = state
+            self.trackers[key] = ExposureTracker(self.settings.transient_window, self.settings.allowed_lateness)
+        return state
+
+    # Observation: links, signals, activities.
+
+    def _observe(
+        self, state: KeyState, event: Event, candidates: list[tuple[KeyState, Event, Detection, str]]
+    ) -> list[Alert]:
+        state.linker.link(event)
+        if event.kind is EventKind.ASSET:
+            return []
+        state.advance(event.time)
+        detection = merge_detections(self.rules.match(event)) or detection_from_falco_tags(event)
+        self.counts["events"] += 1
+        if event.source is Source.FALCO:
+            if detection is not None and event.workload is not None:
+                workload = state.add_signal(event, detection)
+                candidates.append((state, event, detection, workload))
+            return []
+        if event.principal is None:
+            if detection is not None:
+                candidates.append((state, event, detection, "unknown"))
+            return self._track_exposure(event)
+        actor = state.linker.actor_node(event)
+        state.learn_egress(actor, event)
+        if detection is not None or event.action in state.linker.deriving_actions or state.is_off_host(actor, event):
+            state.add_activity(actor, event, detection)
+        if detection is not None:
+            candidates.append((state, event, detection, actor))
+        return self._track_exposure(event)
+
+    def _track_exposure(self, event: Event) -> list[Alert]:
+        tracker = self.trackers[event.key]
+        return [exposure_alert(finding) for finding in tracker.observe(event)]
+
+    # Publication.
+
+    def _publish_chains(self, state: KeyState) -> list[Alert]:
+        alerts: list[Alert] = []
+        for workload in list(state.signals):
+            chain = build_chain(state, workload)
+            if chain is None:
+                continue
+            alert = self._revise(state, chain_alert(state.key, chain, revision=1))
+            if alert is not None:
+                alerts.append(alert)
+        return alerts
+
+    def _revise(self, state: KeyState, draft: Alert) -> Alert | None:
+        """Return the draft as the chain's next revision, or None if its score is unchanged."""
+        published = state.published.get(draft.chain_id)
+        if published is not None and published.score == draft.score:
+            return None
+        revision = 1 if published is None else published.revision + 1
+        state.published[draft.chain_id] = PublishedChain(revision=revision, score=draft.score)
+        if revision == 1:
+            return draft
+        from msgspec import structs
+
+        from pivotwatch.correlator.alerts import stable_id
+
+        return structs.replace(draft, revision=revision, alert_id=stable_id(draft.chain_id, str(revision)))
+
+    def _publish_single_stages(self, candidates: list[tuple[KeyState, Event, Detection, str]]) -> list[Alert]:
+        alerts: list[Alert] = []
+        chained = {
+            state.key: self._chained_event_ids(state) for state, _, _, _ in candidates
+        }
+        for state, event, detection, actor in candidates:
+            if event.event_id in chained[state.key]:
+                continue
+            if severity_for_level(detection.level).rank < self.min_single_stage.rank:
+                continue
+            alert = single_stage_alert(state.key, event, detection, actor)
+            if alert.chain_id in state.published:
+                continue
+            state.published[alert.chain_id] = PublishedChain(revision=1, score=alert.score)
+            alerts.append(alert)
+        return alerts
+
+    @staticmethod
+    def _chained_event_ids(state: KeyState) -> set[str]:
+        ids: set[str] = set()
+        for workload in state.signals:
+            chain = build_chain(state, workload)
+            if chain is None:
+                continue
+            ids.update(signal.event.event_id for signal in chain.signals)
+            ids.update(activity.event.event_id for activity in chain.activities)
+        return ids

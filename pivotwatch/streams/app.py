@@ -1,0 +1,158 @@
+"""The faust-streaming application: topics, agents and the worker's wiring.
+
+Two agents do the work; both stay thin and call plain stages:
+
+- ``normalize`` reads every raw topic in batches, calls `Normalizer`, sends one
+  message per correlation key to the events topic and each bad record to the
+  dead-letter topic.
+- ``correlate`` reads the events topic, calls `Correlator`, and sends each alert
+  revision to the alerts topic, keyed by chain id.
+
+Delivery is at-least-once: an agent waits until Kafka has acknowledged every message a
+batch produced before the batch's offsets can be committed. A record processed twice
+after a crash is dropped by the deduplication of both stages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any
+
+import faust
+import msgspec
+from faust.types import EventT
+
+from pivotwatch.correlator.engine import Correlator
+from pivotwatch.schemas.alert import Alert
+from pivotwatch.schemas.event import EventBatch
+from pivotwatch.settings import Settings
+from pivotwatch.streams.normalizing import Normalizer
+from pivotwatch.streams.records import RawMessage
+
+__all__ = ["AGENT_CORRELATE", "AGENT_NORMALIZE", "Pipeline"]
+
+logger = logging.getLogger(__name__)
+
+AGENT_NORMALIZE = "pivotwatch.normalize"
+AGENT_CORRELATE = "pivotwatch.correlate"
+
+_batch_decoder = msgspec.json.Decoder(EventBatch)
+_encoder = msgspec.json.Encoder()
+
+
+def _broker_url(bootstrap: str) -> list[str]:
+    return [f"kafka://{address.strip()}" for address in bootstrap.split(",") if address.strip()]
+
+
+def _raw_message(event: EventT) -> RawMessage:
+    message = event.message
+    value = message.value
+    if not isinstance(value, bytes):
+        value = b"" if value is None else str(value).encode()
+    return RawMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key if isinstance(message.key, bytes) else None,
+        value=value,
+    )
+
+
+class Pipeline:
+    """One pivotwatch worker: the faust app with its topics, agents and stages."""
+
+    def __init__(self, settings: Settings, correlator: Correlator | None = None) -> None:
+        self.settings = settings
+        self.app = self._create_app()
+        self.normalizer = Normalizer(settings)
+        self.correlator = correlator or Correlator.from_settings(settings)
+        self.counts: Counter[str] = Counter()
+        self._declare_topics()
+        self._declare_agents()
+
+    def _create_app(self) -> faust.App:
+        settings = self.settings
+        return faust.App(
+            settings.worker.app_id,
+            broker=_broker_url(settings.kafka.bootstrap),
+            broker_client_id=settings.kafka.client_id,
+            broker_commit_interval=0.5,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            topic_partitions=settings.topics.partitions,
+            topic_replication_factor=settings.topics.replication_factor,
+            value_serializer="raw",
+            key_serializer="raw",
+            web_enabled=False,
+            store="memory://",
+            datadir=str(settings.worker.data_dir),
+            stream_wait_empty=False,
+        )
+
+    def _declare_topics(self) -> None:
+        topics = self.settings.topics
+        self.raw_channel = self.app.topic(*topics.raw_topics().values())
+        self.events_topic = self.app.topic(topics.events)
+        self.alerts_topic = self.app.topic(topics.alerts)
+        self.dead_letter_topic = self.app.topic(topics.dead_letter)
+
+    def _declare_agents(self) -> None:
+        self.app.agent(self.raw_channel, name=AGENT_NORMALIZE)(self._normalize_agent)
+        self.app.agent(self.events_topic, name=AGENT_CORRELATE)(self._correlate_agent)
+
+    async def _normalize_agent(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        worker = self.settings.worker
+        async for events in stream.take_events(worker.batch_size, within=worker.batch_seconds):
+            await self.normalize_batch([_raw_message(event) for event in events])
+            yield None
+
+    async def _correlate_agent(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        worker = self.settings.worker
+        async for events in stream.take_events(worker.batch_size, within=worker.batch_seconds):
+            await self.correlate_batch([_raw_message(event) for event in events])
+            yield None
+
+    async def normalize_batch(self, messages: Sequence[RawMessage]) -> None:
+        """Normalize raw messages and wait until their output is acknowledged by Kafka."""
+        output = self.normalizer.process(messages)
+        self.counts.update({f"normalize.{name}": count for name, count in output.counts.items()})
+        pending: list[Awaitable[Any]] = []
+        for key, events in output.batches.items():
+            value = _encoder.encode(EventBatch(key=key, events=events))
+            pending.append(await self.events_topic.send(key=key.encode(), value=value))
+        for dead in output.dead_letters:
+            pending.append(
+                await self.dead_letter_topic.send(
+                    key=dead.message.topic.encode(),
+                    value=dead.message.value,
+                    headers=dead.headers(),
+                )
+            )
+        await asyncio.gather(*pending)
+
+    async def correlate_batch(self, messages: Sequence[RawMessage]) -> None:
+        """Correlate event batches and wait until the alerts are acknowledged by Kafka."""
+        alerts: list[Alert] = []
+        for message in messages:
+            try:
+                batch = _batch_decoder.decode(message.value)
+            except msgspec.DecodeError as error:
+                logger.error(
+                    "events message is invalid, skipped (topic %s, partition %d, offset %d): %s",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    error,
+                )
+                self.counts["correlate.invalid"] += 1
+                continue
+            alerts.extend(self.correlator.process(batch.events))
+        pending = [
+            await self.alerts_topic.send(key=alert.chain_id.encode(), value=_encoder.encode(alert))
+            for alert in alerts
+        ]
+        self.counts["correlate.alerts"] += len(alerts)
+        await asyncio.gather(*pending)

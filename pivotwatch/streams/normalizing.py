@@ -1,0 +1,95 @@
+"""The normalize stage: raw messages in, batches of normalized events out.
+
+This is the logic of the normalize agent without Kafka or faust, so it can be tested
+and benchmarked alone. A message that cannot be decoded or mapped becomes a dead
+letter; the other records of the same batch go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import orjson
+
+from pivotwatch.correlator.dedup import Deduplicator
+from pivotwatch.errors import RecordError
+from pivotwatch.schemas.event import Event, EventKind, Source
+from pivotwatch.schemas.framing import split_message
+from pivotwatch.schemas.normalize import NormalizeContext, normalize_record
+from pivotwatch.settings import Settings
+from pivotwatch.streams.records import DeadLetter, RawMessage
+
+__all__ = ["NormalizeOutput", "Normalizer"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class NormalizeOutput:
+    """What one batch of raw messages produced."""
+
+    batches: dict[str, list[Event]] = field(default_factory=dict)
+    """Normalized events by correlation key, in input order."""
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    """Records by outcome: ``normalized``, ``duplicate``, ``skipped``, ``dead_letter``."""
+
+    def add(self, event: Event) -> None:
+        self.batches.setdefault(event.key, []).append(event)
+
+
+class Normalizer:
+    """Turns raw-topic messages into normalized events, keeping dedup and host state."""
+
+    def __init__(self, settings: Settings) -> None:
+        correlation = settings.correlation
+        self.sources: Mapping[str, Source] = {
+            topic: Source(name) for name, topic in settings.topics.raw_topics().items()
+        }
+        self.context = NormalizeContext.from_settings(correlation)
+        self.deduplicator = Deduplicator(correlation.allowed_lateness)
+
+    def process(self, messages: Sequence[RawMessage]) -> NormalizeOutput:
+        output = NormalizeOutput()
+        for message in messages:
+            self._process_message(message, output)
+        return output
+
+    def _process_message(self, message: RawMessage, output: NormalizeOutput) -> None:
+        source = self.sources.get(message.topic)
+        if source is None:
+            self._reject(message, RecordError(f"topic {message.topic!r} is not a raw topic"), output)
+            return
+        try:
+            framed = split_message(source, message.value)
+        except RecordError as error:
+            self._reject(message, error, output)
+            return
+        output.counts["skipped"] += len(framed.skipped)
+        single = len(framed.records) == 1
+        for record in framed.records:
+            try:
+                events = normalize_record(source, record, self.context)
+            except RecordError as error:
+                # Only the bad record of a batch goes to the dead-letter topic, as JSON.
+                bad = message if single else replace(message, value=orjson.dumps(record))
+                self._reject(bad, error, output)
+                continue
+            for event in events:
+                self._accept(event, output)
+
+    def _accept(self, event: Event, output: NormalizeOutput) -> None:
+        if event.kind is not EventKind.ASSET and self.deduplicator.is_duplicate(f"{event.source}:{event.event_id}", event.time):
+            output.counts["duplicate"] += 1
+            return
+        output.add(event)
+        output.counts["normalized"] += 1
+
+    def _reject(self, message: RawMessage, error: RecordError, output: NormalizeOutput) -> None:
+        error.at(message.topic, message.partition, message.offset)
+        logger.warning("dead letter: %s", error)
+        output.dead_letters.append(DeadLetter(message, error.reason, type(error).__name__))
+        output.counts["dead_letter"] += 1
