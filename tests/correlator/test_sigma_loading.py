@@ -208,3 +208,14 @@ def test_match_event_uses_raw_record() -> None:
     matched = rules.match(event)
     assert [match.techniques for match in matched] == [("T1562.008",)]
     assert matched[0].level == "high"
+
+
+def test_candidates_lists_indexed_and_fallback_rules() -> None:
+    pattern_rule = AWS_RULE.replace("eventName: StopLogging", "eventName|startswith: Stop").replace(
+        "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c", "7a2d3b4c-1e5f-4a6b-9c7d-8e9f0a1b2c3d"
+    )
+    rules = RuleSet.from_yaml(AWS_RULE + "---\n" + pattern_rule)
+    record = {"eventSource": "s3.amazonaws.com", "eventName": "GetObject"}
+    assert rules.candidates(Source.CLOUDTRAIL, record) == []
+    record = {"eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging"}
+    assert len(rules.candidates(Source.CLOUDTRAIL, record)) == 2

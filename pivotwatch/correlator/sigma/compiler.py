@@ -89,12 +89,22 @@ def _single_arg(tree: ConditionNOT) -> ConditionNode:
     return operands[0]
 
 
+# Plain loops instead of all()/any() over a generator: these run for every candidate rule
+# of every record, and a loop avoids creating a generator per call.
+
+
 def _compile_and(tests: tuple[Matcher, ...]) -> Matcher:
     if len(tests) == 1:
         return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda view: first(view) and second(view)
 
     def match_all(view: RecordView) -> bool:
-        return all(test(view) for test in tests)
+        for test in tests:  # noqa: SIM110
+            if not test(view):
+                return False
+        return True
 
     return match_all
 
@@ -102,9 +112,15 @@ def _compile_and(tests: tuple[Matcher, ...]) -> Matcher:
 def _compile_or(tests: tuple[Matcher, ...]) -> Matcher:
     if len(tests) == 1:
         return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda view: first(view) or second(view)
 
     def match_any(view: RecordView) -> bool:
-        return any(test(view) for test in tests)
+        for test in tests:  # noqa: SIM110
+            if test(view):
+                return True
+        return False
 
     return match_any
 

@@ -24,14 +24,19 @@ from typing import Any
 __all__ = ["FieldPath", "RecordView", "to_text"]
 
 
+_ABSENT: list[Any] = []
+_NEED_FULL_WALK: list[Any] = []
+
+
 class FieldPath:
     """A dotted field name, split once when the rule is compiled."""
 
-    __slots__ = ("_joined", "name", "parts")
+    __slots__ = ("_joined", "_single", "name", "parts")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.parts = tuple(name.split("."))
+        self._single = len(self.parts) == 1
         count = len(self.parts)
         # _joined[start][end] is ".".join(parts[start:end]), precomputed for the look-ups.
         self._joined = [
@@ -44,14 +49,60 @@ class FieldPath:
 
         ``roots`` names top-level objects to search when the field is absent at the top.
         """
-        values: list[Any] = []
-        if self._collect(record, 0, values):
+        values = self._resolve_in(record)
+        if values is not _ABSENT:
             return values
         for root in roots:
             nested = record.get(root)
-            if isinstance(nested, dict) and self._collect(nested, 0, values):
-                return values
+            if isinstance(nested, dict):
+                values = self._resolve_in(nested)
+                if values is not _ABSENT:
+                    return values
+        return []
+
+    def _resolve_in(self, node: Mapping[str, Any]) -> list[Any]:
+        """Return the field's values under one object, or `_ABSENT`."""
+        if self._single:
+            if self.name not in node:
+                return _ABSENT
+            value = node[self.name]
+            if isinstance(value, list):
+                out: list[Any] = []
+                _append_leaf(value, out)
+                return out
+            return [value]
+
+        values = self._resolve_plain(node)
+        if values is _NEED_FULL_WALK:
+            values = []
+            if not self._collect(node, 0, values):
+                return _ABSENT
         return values
+
+    def _resolve_plain(self, record: Mapping[str, Any]) -> list[Any]:
+        """Follow the name through nested objects only, the common case.
+
+        Applies the same order as `_collect` (the exact rest of the name first, then the
+        next name part). Returns `_ABSENT` when the field is certainly missing, and
+        `_NEED_FULL_WALK` when an array or a longer dotted key may still hold it.
+        """
+        node: Any = record
+        count = len(self.parts)
+        for start in range(count):
+            if not isinstance(node, dict):
+                return _NEED_FULL_WALK
+            rest = self._joined[start][count]
+            if rest in node:
+                node = node[rest]
+                break
+            part = self.parts[start]
+            if part not in node:
+                # Only a longer key prefix could still match, and there is none for the last part.
+                return _ABSENT if start == count - 1 else _NEED_FULL_WALK
+            node = node[part]
+        out: list[Any] = []
+        _append_leaf(node, out)
+        return out
 
     def _collect(self, node: Any, start: int, out: list[Any]) -> bool:
         if start == len(self.parts):
@@ -140,7 +191,10 @@ class RecordView:
         """Return the field's values as lower-cased text, for case-insensitive matching."""
         cached = self._folded.get(path.name)
         if cached is None:
-            cached = [None if text is None else text.lower() for text in self.texts(path)]
+            values = self._values.get(path.name)
+            if values is None:
+                values = self._values[path.name] = path.resolve(self.record, self.roots)
+            cached = [value.lower() if isinstance(value, str) else _fold(value) for value in values]
             self._folded[path.name] = cached
         return cached
 
@@ -151,6 +205,13 @@ class RecordView:
             _collect_scalars(self.record, found)
             self._keyword_texts = found
         return self._keyword_texts
+
+
+def _fold(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.lower()
+    text = to_text(value)
+    return None if text is None else text.lower()
 
 
 def _collect_scalars(node: Any, out: list[str]) -> None:

@@ -7,6 +7,10 @@ values of the first such field, and is evaluated only for records that hold one 
 The other rules sit in a fallback list evaluated for every record of the source. The cost
 per record therefore grows with the rules that share its ``eventName`` (or method or Falco
 rule) and with the fallback list, not with the whole rule set.
+
+CloudTrail rules are filed by ``eventName`` rather than the pair ``eventSource`` and
+``eventName``: an event name belongs to one service in practice, so the pair selects the
+same rules, and a rule's ``eventSource`` test still runs after the look-up.
 """
 
 from __future__ import annotations
@@ -151,6 +155,13 @@ class RuleSet:
     def rules(self) -> tuple[CompiledRule, ...]:
         """The loaded rules in load order."""
         return self._rules
+
+    def candidates(self, source: Source, record: Mapping[str, Any]) -> list[CompiledRule]:
+        """Return the rules the index selects for a record: the ones `match_record` evaluates."""
+        index = self._indexes.get(source)
+        if index is None:
+            return []
+        return [rule for _, rule in index.candidates(RecordView(record, index.roots))]
 
     def match(self, event: Event) -> list[RuleMatch]:
         """Return the rules that match a normalized event, evaluated on its original record."""
