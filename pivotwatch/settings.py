@@ -124,6 +124,12 @@ class WorkerSettings(BaseModel):
     batch_size: int = Field(default=500, ge=1, description="records taken from a raw topic at once")
     batch_seconds: float = Field(default=0.2, gt=0, description="longest wait to fill a batch")
     metrics_port: int | None = Field(default=None, description="port of the /metrics endpoint; none to disable")
+    session_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Kafka consumer group session timeout, in seconds"
+    )
+    heartbeat_interval_seconds: float = Field(
+        default=3.0, gt=0, description="Kafka consumer group heartbeat interval, in seconds"
+    )
 
 
 def _config_file_source() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pivotwatch import __version__
 from pivotwatch.cli.alerts import alerts_group
 from pivotwatch.cli.demo import demo_command
 from pivotwatch.cli.replay import replay_command
-# from pivotwatch.cli.rules import rules
+from pivotwatch.cli.rules import rules
 from pivotwatch.cli.scenario import run_scenario_command
 from pivotwatch.cli.worker import worker_command
 
@@ -47,7 +47,7 @@ cli.add_command(worker_command)
 cli.add_command(replay_command)
 cli.add_command(run_scenario_command)
 cli.add_command(alerts_group)
-# cli.add_command(rules)
+cli.add_command(rules)
 
 
 def main() -> None:

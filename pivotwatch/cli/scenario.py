@@ -21,13 +21,26 @@ __all__ = ["run_scenario_command", "run_with_broker"]
 logger = logging.getLogger(__name__)
 
 
+# The embedded broker lets a new consumer group form only after half the session
+# timeout, so short runs on it use a short one; a lone in-process worker has no peers
+# whose slow heartbeats this could cut off.
+EMBEDDED_SESSION_TIMEOUT = 6.0
+EMBEDDED_HEARTBEAT_INTERVAL = 1.0
+
+
 def run_with_broker(folder: Path, settings: Settings, embedded: bool, timeout: float) -> ScenarioResult:
     """Run a scenario on the embedded broker, or on the configured one with fresh topics."""
     with contextlib.ExitStack() as stack:
         if embedded:
             broker = stack.enter_context(EmbeddedBroker())
             kafka = settings.kafka.model_copy(update={"bootstrap": broker.bootstrap})
-            settings = settings.model_copy(update={"kafka": kafka})
+            worker = settings.worker.model_copy(
+                update={
+                    "session_timeout_seconds": EMBEDDED_SESSION_TIMEOUT,
+                    "heartbeat_interval_seconds": EMBEDDED_HEARTBEAT_INTERVAL,
+                }
+            )
+            settings = settings.model_copy(update={"kafka": kafka, "worker": worker})
         else:
             settings = isolated_settings(settings)
         return asyncio.run(run_scenario(folder, settings, timeout))

@@ -6,27 +6,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from pivotwatch.correlator.sigma.attack import TACTIC_ORDER
 from pivotwatch.schemas.event import Event, Source
 
 __all__ = ["LEVEL_RANK", "TACTIC_ORDER", "Detection", "detection_from_falco_tags", "merge_detections"]
 
-# ATT&CK Enterprise tactics in the order of the ATT&CK matrix (v15 onwards).
-TACTIC_ORDER = (
-    "reconnaissance",
-    "resource-development",
-    "initial-access",
-    "execution",
-    "persistence",
-    "privilege-escalation",
-    "defense-evasion",
-    "credential-access",
-    "discovery",
-    "lateral-movement",
-    "collection",
-    "command-and-control",
-    "exfiltration",
-    "impact",
-)
 LEVEL_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 _FALCO_TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")

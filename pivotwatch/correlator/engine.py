@@ -4,9 +4,11 @@
 alerts that the batch made new or changed. It keeps one `KeyState` per correlation
 key. It imports neither Kafka nor faust.
 
-Time is event time throughout. Each source of each key has its own watermark, the
-newest event time seen from it; a record older than its watermark minus the allowed
-lateness is dropped and counted. State older than the window is forgotten.
+Time is event time throughout. Each stream has its own watermark, the newest event
+time seen from it; a record older than its watermark minus the allowed lateness is
+dropped and counted. A stream is what delivers records in order: one Falco host, one
+CloudTrail region, one GCP project's audit log, each within one key. State older than
+the window is forgotten.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ _SEVERITY_BY_LEVEL = {
 }
 
 
+def _stream_of(event: Event) -> str:
+    """Return the name of the ordered stream that delivered ``event`` within its key."""
+    if event.source is Source.FALCO and event.workload is not None:
+        return event.workload.host or ""
+    return event.region or ""
+
+
 class RuleMatcher(Protocol):
     """What the correlator needs from a rule engine."""
 
@@ -56,7 +65,7 @@ class Correlator:
         self.states: dict[str, KeyState] = {}
         self.trackers: dict[str, ExposureTracker] = {}
         self.deduplicator = Deduplicator(settings.allowed_lateness)
-        self.watermarks: dict[tuple[str, Source], datetime] = {}
+        self.watermarks: dict[tuple[str, Source, str], datetime] = {}
         self.counts: Counter[str] = Counter()
         self.min_single_stage = _SEVERITY_BY_LEVEL[settings.min_single_stage_level]
 
@@ -96,7 +105,7 @@ class Correlator:
         if self.deduplicator.is_duplicate(f"{event.source}:{event.event_id}", event.time):
             self.counts["duplicate"] += 1
             return False
-        mark = (event.key, event.source)
+        mark = (event.key, event.source, _stream_of(event))
         watermark = self.watermarks.get(mark)
         if watermark is not None and event.time < watermark - self.settings.allowed_lateness:
             self.counts["late"] += 1

@@ -12,7 +12,7 @@ each distinct sensitive resource         +2, at most +10
 ======================================  ======================================
 
 Sensitive resources are those touched by calls tagged with credential access,
-collection, exfiltration, defense evasion, persistence, privilege escalation or impact.
+collection, exfiltration, defense evasion (stealth, defense impairment), persistence, privilege escalation or impact.
 Severity thresholds: critical from 85, high from 65, medium from 45, low from 25.
 """
 
@@ -31,6 +31,8 @@ SENSITIVE_TACTICS = frozenset(
         "collection",
         "exfiltration",
         "defense-evasion",
+        "defense-impairment",
+        "stealth",
         "persistence",
         "privilege-escalation",
         "impact",

@@ -90,6 +90,8 @@ class Pipeline:
             store="memory://",
             datadir=str(settings.worker.data_dir),
             stream_wait_empty=False,
+            broker_session_timeout=settings.worker.session_timeout_seconds,
+            broker_heartbeat_interval=settings.worker.heartbeat_interval_seconds,
         )
 
     def _declare_topics(self) -> None:
