@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import time
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Any
 import click
 import orjson
 from rich.console import Console
+from rich.text import Text
 
 from pivotwatch.cli.common import bootstrap_option, fail, settings_with_bootstrap
-from pivotwatch.cli.render import print_alert
+from pivotwatch.cli.render import SEVERITY_STYLES, print_alert
 from pivotwatch.cli.scenario import run_with_broker
 from pivotwatch.errors import BrokerError, ReplayError
 
@@ -54,7 +56,8 @@ def demo_command(bootstrap: str | None) -> None:
     console.print(f"[bold]pivotwatch demo[/bold]: replaying the bundled incident [cyan]{SAMPLE_INCIDENT}[/cyan]")
     started = time.monotonic()
     try:
-        with console.status("starting the broker and the worker, replaying, correlating..."):
+        status = console.status("starting the broker and the worker, replaying, correlating...")
+        with status if console.is_terminal else contextlib.nullcontext():
             result = run_with_broker(folder, settings, embedded=bootstrap is None, timeout=120.0)
     except (BrokerError, ReplayError) as error:
         fail(str(error), 1)
@@ -72,6 +75,9 @@ def demo_command(bootstrap: str | None) -> None:
     if others:
         console.print("[bold]Other alerts[/bold] (newest revision of each):")
         for alert in others:
-            console.print(f"  [{alert['severity']}] {alert['kind']}: {alert['title']}")
+            line = Text("  ")
+            line.append(f"{alert['severity']:<8}", style=SEVERITY_STYLES.get(alert["severity"], ""))
+            line.append(f" {alert['kind']}: {alert['title']}")
+            console.print(line)
     if not chains:
         fail("the demo incident produced no pivot chain", 1)

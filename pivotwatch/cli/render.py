@@ -44,7 +44,7 @@ def alert_tree(alert: dict[str, Any]) -> Tree:
     evidence = tree.add(Text(f"evidence ({len(alert.get('evidence') or [])})", style="bold"))
     for item in alert.get("evidence") or []:
         line = Text(f"{item.get('time', '')}  ", style="dim")
-        line.append(f"{item.get('source', ''):<10}", style="magenta")
+        line.append(f"{item.get('source', ''):<11}", style="magenta")
         line.append(f"{item.get('summary', '')}  ")
         line.append(str(item.get("event_id", "")), style="dim")
         evidence.add(line)

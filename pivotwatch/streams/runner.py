@@ -40,6 +40,7 @@ async def running_worker(pipeline: Pipeline, start_timeout: float = 60.0) -> Asy
         redirect_stdouts=False,
         override_logging=False,
     )
+    worker.spinner = None  # faust draws a terminal spinner otherwise, even when quiet
     task = asyncio.ensure_future(worker.start())
     try:
         await _wait_for_assignment(pipeline, task, start_timeout)
@@ -78,7 +79,7 @@ class OffsetWatcher:
         config = kafka_client_config(settings.kafka)
         self.group = settings.worker.app_id
         self.admin = KafkaAdminClient(**config)
-        self.consumer = KafkaConsumer(**config)
+        self.consumer = KafkaConsumer(**config, enable_auto_commit=False)
 
     def close(self) -> None:
         self.admin.close()
