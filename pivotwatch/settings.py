@@ -26,7 +26,20 @@ from pydantic_settings import (
 
 from pivotwatch.errors import ConfigurationError
 
-__all__ = ["CorrelationSettings", "KafkaSettings", "Settings", "TopicSettings", "load_settings"]
+__all__ = [
+    "AwsSettings",
+    "ConnectorSettings",
+    "CorrelationSettings",
+    "DeliverySettings",
+    "FalcoHttpSettings",
+    "InventorySettings",
+    "KafkaSettings",
+    "PubSubSettings",
+    "Settings",
+    "SqsQueueSettings",
+    "TopicSettings",
+    "load_settings",
+]
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 
@@ -132,6 +145,168 @@ class WorkerSettings(BaseModel):
     )
 
 
+class DeliverySettings(BaseModel):
+    """How connectors wait for Kafka and retry when it does not acknowledge."""
+
+    model_config = {"frozen": True}
+
+    delivery_timeout_seconds: float = Field(
+        default=120.0,
+        gt=1,
+        description="longest wait for Kafka to acknowledge one record before the source "
+        "message is released for redelivery, in seconds",
+    )
+    connect_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="longest wait for the first broker connection, in seconds"
+    )
+    retry_initial_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="first pause after a failure, in seconds; doubles per failure",
+    )
+    retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="longest pause between retries, in seconds"
+    )
+
+
+class AwsSettings(BaseModel):
+    """Where the AWS connectors send API calls; credentials come from boto3's standard chain."""
+
+    model_config = {"frozen": True}
+
+    region: str | None = Field(
+        default=None, description="AWS region of the queues; none means boto3's default chain"
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="URL that replaces every AWS service endpoint (a VPC endpoint, or a local "
+        "test server); none means the public endpoints",
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, description="attempts of one AWS API call, botocore's standard retry mode"
+    )
+
+
+class SqsQueueSettings(BaseModel):
+    """One SQS queue that a connector long-polls."""
+
+    model_config = {"frozen": True}
+
+    queue_url: str | None = Field(default=None, description="URL of the SQS queue")
+    wait_seconds: int = Field(
+        default=20, ge=0, le=20, description="long-poll wait of one ReceiveMessage call, in seconds"
+    )
+    max_messages: int = Field(
+        default=10, ge=1, le=10, description="messages taken by one ReceiveMessage call"
+    )
+    visibility_timeout_seconds: int = Field(
+        default=300,
+        ge=2,
+        le=43200,
+        description="how long a received message stays hidden from other consumers, in "
+        "seconds; extended while its objects are still being read",
+    )
+    concurrency: int = Field(
+        default=8, ge=1, description="messages processed and S3 objects downloaded at once"
+    )
+    max_object_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1024,
+        description="largest S3 object read, after decompression, in bytes",
+    )
+
+
+class PubSubSettings(BaseModel):
+    """The Pub/Sub subscription of GCP audit logs that a Log Router sink feeds."""
+
+    model_config = {"frozen": True}
+
+    subscription: str | None = Field(
+        default=None, description="subscription path: projects/<project>/subscriptions/<name>"
+    )
+    max_messages: int = Field(
+        default=1000, ge=1, description="flow control: most messages held unacknowledged at once"
+    )
+    max_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1024,
+        description="flow control: most bytes of messages held unacknowledged at once",
+    )
+    concurrency: int = Field(default=8, ge=1, description="threads that run the message callback")
+
+
+class FalcoHttpSettings(BaseModel):
+    """The HTTP receiver of Falco's http_output and falcosidekick's webhook output."""
+
+    model_config = {"frozen": True}
+
+    host: str = Field(default="127.0.0.1", description="listen address")
+    port: int = Field(default=2802, ge=0, le=65535, description="listen port; 0 picks a free one")
+    path: str = Field(default="/", description="URL path that accepts alerts")
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest request body accepted, in bytes"
+    )
+    tls_certfile: Path | None = Field(default=None, description="server certificate chain (PEM)")
+    tls_keyfile: Path | None = Field(default=None, description="private key of tls_certfile (PEM)")
+    tls_client_cafile: Path | None = Field(
+        default=None,
+        description="CA bundle (PEM); when set, every client must present a certificate it signed",
+    )
+    bearer_token: SecretStr | None = Field(
+        default=None, description="token that clients send as 'Authorization: Bearer <token>'"
+    )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="accept requests without client certificate or token; off unless set",
+    )
+
+
+class InventorySettings(BaseModel):
+    """Inventory pollers; each runs only when its section is configured."""
+
+    model_config = {"frozen": True}
+
+    interval_seconds: float = Field(
+        default=300.0, ge=1, description="pause between two complete inventory polls, in seconds"
+    )
+    aws_regions: list[str] = Field(
+        default_factory=list, description="EC2 regions to list; empty turns the EC2 poller off"
+    )
+    gcp_projects: list[str] = Field(
+        default_factory=list, description="GCP projects whose GCE instances are listed"
+    )
+    gce_endpoint: str = Field(
+        default="https://compute.googleapis.com",
+        description="base URL of the Compute Engine API",
+    )
+    kubernetes_api_url: str | None = Field(
+        default=None, description="Kubernetes API server URL; none turns the pod poller off"
+    )
+    kubernetes_token_file: Path | None = Field(
+        default=None, description="file holding the bearer token for the Kubernetes API"
+    )
+    kubernetes_ca_file: Path | None = Field(
+        default=None, description="CA bundle (PEM) that signed the API server's certificate"
+    )
+    kubernetes_page_size: int = Field(
+        default=500, ge=1, description="objects per Kubernetes list page"
+    )
+
+
+class ConnectorSettings(BaseModel):
+    """The live connectors run by ``pivotwatch connect``."""
+
+    model_config = {"frozen": True}
+
+    delivery: DeliverySettings = DeliverySettings()
+    aws: AwsSettings = AwsSettings()
+    cloudtrail_sqs: SqsQueueSettings = SqsQueueSettings()
+    eventbridge_sqs: SqsQueueSettings = SqsQueueSettings()
+    pubsub: PubSubSettings = PubSubSettings()
+    falco_http: FalcoHttpSettings = FalcoHttpSettings()
+    inventory: InventorySettings = InventorySettings()
+
+
 def _config_file_source() -> dict[str, Any]:
     path = os.environ.get("PIVOTWATCH_CONFIG")
     if not path:
@@ -162,6 +337,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     correlation: CorrelationSettings = CorrelationSettings()
     worker: WorkerSettings = WorkerSettings()
+    connectors: ConnectorSettings = ConnectorSettings()
     log_level: str = "INFO"
 
     @classmethod
