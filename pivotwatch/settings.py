@@ -34,6 +34,7 @@ __all__ = [
     "FalcoHttpSettings",
     "InventorySettings",
     "KafkaSettings",
+    "OutputSettings",
     "PubSubSettings",
     "Settings",
     "SqsQueueSettings",
@@ -137,6 +138,9 @@ class WorkerSettings(BaseModel):
     batch_size: int = Field(default=500, ge=1, description="records taken from a raw topic at once")
     batch_seconds: float = Field(default=0.2, gt=0, description="longest wait to fill a batch")
     metrics_port: int | None = Field(default=None, description="port of the /metrics endpoint; none to disable")
+    metrics_address: str = Field(
+        default="127.0.0.1", description="address the /metrics endpoint listens on; 0.0.0.0 to serve other hosts"
+    )
     session_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Kafka consumer group session timeout, in seconds"
     )
@@ -307,6 +311,28 @@ class ConnectorSettings(BaseModel):
     inventory: InventorySettings = InventorySettings()
 
 
+class OutputSettings(BaseModel):
+    """The exporters that read the alert topic: ``pivotwatch export ocsf`` and ``export securityhub``."""
+
+    model_config = {"frozen": True}
+
+    ocsf_topic: str = Field(
+        default="pivotwatch.findings.ocsf", description="topic that `export ocsf` writes OCSF Detection Findings to"
+    )
+    export_group_prefix: str = Field(
+        default="pivotwatch-export", description="consumer groups of the exporters: <prefix>-ocsf, <prefix>-securityhub"
+    )
+    securityhub_region: str | None = Field(
+        default=None, description="AWS region of Security Hub; none to use the AWS SDK's default region"
+    )
+    securityhub_account_id: str | None = Field(
+        default=None, description="AWS account that owns the custom product; none to ask STS for the caller's account"
+    )
+    securityhub_endpoint_url: str | None = Field(
+        default=None, description="Security Hub endpoint URL instead of the AWS one, such as a local test server"
+    )
+
+
 def _config_file_source() -> dict[str, Any]:
     path = os.environ.get("PIVOTWATCH_CONFIG")
     if not path:
@@ -338,6 +364,7 @@ class Settings(BaseSettings):
     correlation: CorrelationSettings = CorrelationSettings()
     worker: WorkerSettings = WorkerSettings()
     connectors: ConnectorSettings = ConnectorSettings()
+    outputs: OutputSettings = OutputSettings()
     log_level: str = "INFO"
 
     @classmethod
