@@ -1,6 +1,6 @@
 """CloudTrail from S3 + SQS against a moto server and a real Kafka broker."""
 
-# ruff: noqa: F811 - pytest fixtures imported from test_live_support are test arguments
+# ruff: noqa: F401, F811 - pytest fixtures imported from test_live_support are test arguments
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pivotwatch.connectors.cloudtrail_sqs import account_in_key, object_refs
 from pivotwatch.connectors.delivery import ConnectorCounters, KafkaDelivery
 from pivotwatch.connectors.sqs import SqsMessage, VisibilityKeeper
 from pivotwatch.errors import DecodeError
-from tests.connectors.test_live_support import (  # noqa: F401 - fixtures
+from tests.connectors.test_live_support import (
     aws_env,
     boto,
     cloudtrail_file,
