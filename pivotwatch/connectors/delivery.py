@@ -87,12 +87,16 @@ class ConnectorCounters:
 
 
 class Backoff:
-    """Exponential backoff with full jitter: each failure doubles the ceiling, success resets it."""
+    """Exponential backoff with jitter: each failure doubles the ceiling, success resets it.
+
+    Safe to share between threads, which then back off together.
+    """
 
     def __init__(self, initial: float, maximum: float) -> None:
         self.initial = initial
         self.maximum = maximum
         self.failures = 0
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, delivery: DeliverySettings) -> Backoff:
@@ -100,12 +104,14 @@ class Backoff:
 
     def next_delay(self) -> float:
         """Count one failure and return the pause before the next attempt, in seconds."""
-        ceiling = min(self.maximum, self.initial * 2**self.failures)
-        self.failures += 1
+        with self._lock:
+            ceiling = min(self.maximum, self.initial * 2 ** min(self.failures, 32))
+            self.failures += 1
         return random.uniform(ceiling / 2, ceiling)
 
     def reset(self) -> None:
-        self.failures = 0
+        with self._lock:
+            self.failures = 0
 
 
 class KafkaDelivery:
