@@ -56,7 +56,9 @@ def subscription(emulator: str, topic_prefix: str) -> Iterator[tuple[Any, str]]:
     topic_path = publisher.topic_path(PROJECT, f"{topic_prefix}-audit")
     subscription_path = subscriber.subscription_path(PROJECT, f"{topic_prefix}-audit")
     publisher.create_topic(name=topic_path)
-    subscriber.create_subscription(name=subscription_path, topic=topic_path, ack_deadline_seconds=10)
+    subscriber.create_subscription(
+        name=subscription_path, topic=topic_path, ack_deadline_seconds=10
+    )
     subscriber.close()
     yield publisher, topic_path
     publisher.stop()

@@ -68,10 +68,10 @@ def live_settings(bootstrap: str, prefix: str, **connectors: Any) -> Settings:
     )
 
 
-def boto(service: str, endpoint: str) -> Any:
+def boto(service: str, endpoint: str, region: str = REGION) -> Any:
     import boto3
 
-    return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
+    return boto3.client(service, region_name=region, endpoint_url=endpoint)
 
 
 def gzip_json(document: Any) -> bytes:
