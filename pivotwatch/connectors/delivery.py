@@ -147,7 +147,11 @@ class KafkaDelivery:
         """
         if not records:
             return
-        producer = self._current_producer()
+        try:
+            producer = self._current_producer()
+        except BrokerError:
+            self._counters.add("failed", len(records))
+            raise
         self._ensure_topics({record.topic for record in records})
 
         futures: list[FutureRecordMetadata] = []

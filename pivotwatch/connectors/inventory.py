@@ -25,10 +25,18 @@ from pivotwatch.connectors.delivery import (
     KafkaDelivery,
     OutgoingRecord,
 )
-from pivotwatch.errors import BrokerError
+from pivotwatch.errors import BrokerError, ConfigurationError
 from pivotwatch.settings import Settings
 
-__all__ = ["CONNECTOR", "DELIVERY_BATCH", "InventorySource", "poll_once", "run_inventory"]
+__all__ = [
+    "CONNECTOR",
+    "DELIVERY_BATCH",
+    "InventorySource",
+    "configured_sources",
+    "poll_once",
+    "run",
+    "run_inventory",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -131,3 +139,41 @@ def _poll_all(
             time.monotonic() - started,
         )
     return failed
+
+
+def configured_sources(settings: Settings) -> list[InventorySource]:
+    """Build a source for each configured API: EC2 regions, GCE projects, Kubernetes URL.
+
+    Raises:
+        ConfigurationError: the Kubernetes URL is set without a token file.
+    """
+    from pivotwatch.connectors.inventory_aws import Ec2InstanceSource
+    from pivotwatch.connectors.inventory_gcp import GceInstanceSource
+    from pivotwatch.connectors.inventory_k8s import KubernetesSource
+
+    inventory = settings.connectors.inventory
+    topic = settings.topics.inventory
+    sources: list[InventorySource] = []
+    if inventory.aws_regions:
+        sources.append(Ec2InstanceSource(settings.connectors.aws, inventory.aws_regions, topic))
+    if inventory.gcp_projects:
+        sources.append(GceInstanceSource(inventory.gcp_projects, inventory.gce_endpoint, topic))
+    if inventory.kubernetes_api_url:
+        sources.append(KubernetesSource(inventory, topic))
+    return sources
+
+
+def run(
+    settings: Settings, stop: threading.Event, counters: ConnectorCounters | None = None
+) -> ConnectorCounters:
+    """Poll every configured source until ``stop`` is set and return the counters.
+
+    Raises:
+        ConfigurationError: no source is configured, or one is configured incompletely.
+    """
+    sources = configured_sources(settings)
+    if not sources:
+        raise ConfigurationError(
+            "no inventory source is configured: set aws_regions, gcp_projects or kubernetes_api_url"
+        )
+    return run_inventory(settings, sources, stop, counters)
