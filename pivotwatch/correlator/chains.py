@@ -66,9 +66,31 @@ class ChainView:
 
 @dataclass
 class _Visit:
+    """An identity reached from the workload.
+
+    ``known`` is the addresses of the identity's hosts, or for an identity without
+    hosts those of the identity it was derived from. It is computed on first use,
+    because most visited identities have no activity to judge.
+    """
+
     node: str
     tainted: bool
-    known: set[str]
+    parent: _Visit | None = None
+    _known: set[str] | None = None
+
+    def known(self, state: KeyState) -> set[str]:
+        if self._known is None:
+            own = state.known_addresses(self.node)
+            self._known = own or (self.parent.known(state) if self.parent is not None else set())
+        return self._known
+
+
+def _is_off_host(state: KeyState, visit: _Visit, activity: Activity) -> bool:
+    """`KeyState.is_off_host` against the visit's addresses, skipping the address parse when it cannot matter."""
+    known = visit.known(state)
+    if not known or activity.event.source_ip in known:
+        return False
+    return state.is_off_host(visit.node, activity.event, known)
 
 
 def build_chain(state: KeyState, workload: str) -> ChainView | None:
@@ -83,7 +105,7 @@ def build_chain(state: KeyState, workload: str) -> ChainView | None:
         for activity in state.activities.get(visit.node, ()):
             if activity.event.time < start:
                 continue
-            off_host = state.is_off_host(visit.node, activity.event, visit.known)
+            off_host = _is_off_host(state, visit, activity)
             if visit.tainted or off_host or _is_severe_after(activity, credential_access_at):
                 chain.activities.append(activity)
                 chain.off_host = chain.off_host or off_host
@@ -130,24 +152,24 @@ def _reachable_identities(state: KeyState, workload: str) -> list[_Visit]:
     visits: dict[str, _Visit] = {}
     queue: deque[_Visit] = deque()
     for root in _roots(state, workload):
-        visit = _Visit(root, tainted=False, known=state.known_addresses(root))
+        visit = _Visit(root, tainted=False)
         visits[root] = visit
         queue.append(visit)
     while queue:
         visit = queue.popleft()
-        deriving = {activity.event.event_id: activity for activity in state.activities.get(visit.node, ())}
+        deriving: dict[str, Activity] | None = None
         for derivation in state.graph.derivations(visit.node):
+            if deriving is None:
+                deriving = {activity.event.event_id: activity for activity in state.activities.get(visit.node, ())}
             activities = [deriving[event_id] for event_id in derivation.event_ids if event_id in deriving]
             joined = bool(activities) and (
-                visit.tainted
-                or any(state.is_off_host(visit.node, activity.event, visit.known) for activity in activities)
+                visit.tainted or any(_is_off_host(state, visit, activity) for activity in activities)
             )
             tainted = visit.tainted or joined
             previous = visits.get(derivation.child)
             if previous is not None and (previous.tainted or not tainted):
                 continue
-            known = state.known_addresses(derivation.child) or visit.known
-            child = _Visit(derivation.child, tainted=tainted, known=known)
+            child = _Visit(derivation.child, tainted=tainted, parent=visit)
             visits[derivation.child] = child
             queue.append(child)
     return list(visits.values())
