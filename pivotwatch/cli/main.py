@@ -9,6 +9,7 @@ import click
 
 from pivotwatch import __version__
 from pivotwatch.cli.alerts import alerts_group
+from pivotwatch.cli.bench import bench_command
 from pivotwatch.cli.demo import demo_command
 from pivotwatch.cli.replay import replay_command
 from pivotwatch.cli.rules import rules
@@ -48,6 +49,7 @@ cli.add_command(replay_command)
 cli.add_command(run_scenario_command)
 cli.add_command(alerts_group)
 cli.add_command(rules)
+cli.add_command(bench_command)
 
 
 def main() -> None:

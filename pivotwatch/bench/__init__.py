@@ -1,0 +1,1 @@
+"""Load generation and benchmarks of the pipeline; see docs/benchmarks.md."""
