@@ -7,7 +7,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pivotwatch.cli.scenario import run_with_broker
+from pivotwatch.cli.scenario import (
+    EMBEDDED_HEARTBEAT_INTERVAL,
+    EMBEDDED_SESSION_TIMEOUT,
+    run_with_broker,
+)
 from pivotwatch.schemas.alert import Alert
 from pivotwatch.settings import Settings
 
@@ -24,7 +28,11 @@ def read_alert_lines(path: Path) -> list[bytes]:
 def recorded_alerts() -> list[Alert]:
     """Every alert of the recorded fixtures, decoded into the model."""
     decoder = msgspec.json.Decoder(Alert)
-    return [decoder.decode(line) for path in sorted(FIXTURES.glob("*.alerts.jsonl")) for line in read_alert_lines(path)]
+    return [
+        decoder.decode(line)
+        for path in sorted(FIXTURES.glob("*.alerts.jsonl"))
+        for line in read_alert_lines(path)
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +41,19 @@ def scenario_alert_messages(kafka_bootstrap: str, shared_dir: Path) -> dict[str,
 
     Each folder runs once per session on the test broker, with topics new to the run.
     """
-    settings = Settings(kafka={"bootstrap": kafka_bootstrap})
-    folders = [*sorted(path for path in (shared_dir / "scenarios").iterdir() if path.is_dir()), SAMPLE]
+    # A lone in-process worker has no peers, so short group timeouts only make its start faster.
+    worker = {
+        "session_timeout_seconds": EMBEDDED_SESSION_TIMEOUT,
+        "heartbeat_interval_seconds": EMBEDDED_HEARTBEAT_INTERVAL,
+    }
+    settings = Settings(kafka={"bootstrap": kafka_bootstrap}, worker=worker)
+    folders = [
+        *sorted(path for path in (shared_dir / "scenarios").iterdir() if path.is_dir()),
+        SAMPLE,
+    ]
     return {
-        folder.name: run_with_broker(folder, settings, embedded=False, timeout=SCENARIO_TIMEOUT).alerts
+        folder.name: run_with_broker(
+            folder, settings, embedded=False, timeout=SCENARIO_TIMEOUT
+        ).alerts
         for folder in folders
     }

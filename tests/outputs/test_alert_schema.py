@@ -27,16 +27,23 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
 
 def validator() -> jsonschema.Draft202012Validator:
     schema = load_alert_schema()
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def schema_errors(message: bytes) -> list[str]:
-    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator().iter_errors(orjson.loads(message))]
+    return [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator().iter_errors(orjson.loads(message))
+    ]
 
 
 def test_shipped_schema_matches_model() -> None:
     shipped = alert_schema_path().read_text(encoding="utf-8")
-    assert shipped == render_alert_schema(), "alert.schema.json is stale: run python -m pivotwatch.schemas.jsonschema"
+    assert shipped == render_alert_schema(), (
+        "alert.schema.json is stale: run python -m pivotwatch.schemas.jsonschema"
+    )
 
 
 def test_schema_is_valid_draft_2020_12() -> None:
@@ -75,7 +82,9 @@ def test_docs_name_schema_version() -> None:
     assert f"`schema_version` `{SCHEMA_VERSION}`" in DOCS.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.alerts.jsonl")), ids=lambda path: path.name)
+@pytest.mark.parametrize(
+    "path", sorted(FIXTURES.glob("*.alerts.jsonl")), ids=lambda path: path.name
+)
 def test_recorded_alerts_match_schema(path: Path) -> None:
     for line in read_alert_lines(path):
         assert schema_errors(line) == []
@@ -83,7 +92,13 @@ def test_recorded_alerts_match_schema(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("score", 101), ("revision", 0), ("first_seen", "yesterday"), ("kind", "pivot"), ("schema_version", "0.9")],
+    [
+        ("score", 101),
+        ("revision", 0),
+        ("first_seen", "yesterday"),
+        ("kind", "pivot"),
+        ("schema_version", "0.9"),
+    ],
 )
 def test_schema_rejects_invalid_field(field: str, value: Any) -> None:
     alert = orjson.loads(read_alert_lines(FIXTURES / "eks-imds-pivot.alerts.jsonl")[0])
