@@ -197,14 +197,30 @@ class SqsConsumer:
         try:
             with ThreadPoolExecutor(self.queue.concurrency, f"{self.name}-message") as pool:
                 while not stop.is_set():
-                    outcomes = self.poll_once(pool)
+                    try:
+                        outcomes = self.poll_once(pool)
+                    except (BotoCoreError, ClientError) as error:
+                        delay = self.backoff.next_delay()
+                        logger.error(
+                            "%s: ReceiveMessage on %s failed: %s; retrying in %.1f s",
+                            self.name,
+                            self.queue_url,
+                            error,
+                            delay,
+                        )
+                        stop.wait(delay)
+                        continue
                     self._pause_after_failure(outcomes, stop)
         finally:
             self.keeper.stop()
         logger.info("%s connector stopped: %s", self.name, self.counters.snapshot())
 
     def poll_once(self, pool: ThreadPoolExecutor) -> list[MessageOutcome]:
-        """Receive one batch, process it and settle every message; return the outcomes."""
+        """Receive one batch, process it and settle every message; return the outcomes.
+
+        Raises:
+            BotoCoreError, ClientError: ReceiveMessage failed; nothing was received.
+        """
         messages = self._receive()
         if not messages:
             return []
@@ -218,17 +234,13 @@ class SqsConsumer:
     # -- receiving and processing ------------------------------------------------------
 
     def _receive(self) -> list[SqsMessage]:
-        try:
-            response = self.sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=self.queue.max_messages,
-                WaitTimeSeconds=self.queue.wait_seconds,
-                VisibilityTimeout=self.queue.visibility_timeout_seconds,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
-            )
-        except (BotoCoreError, ClientError) as error:
-            logger.error("%s: ReceiveMessage on %s failed: %s", self.name, self.queue_url, error)
-            return []
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.queue.max_messages,
+            WaitTimeSeconds=self.queue.wait_seconds,
+            VisibilityTimeout=self.queue.visibility_timeout_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
         return [_to_message(raw) for raw in response.get("Messages", [])]
 
     def _process(self, message: SqsMessage) -> MessageOutcome:
