@@ -40,7 +40,9 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "Alert": {
         "alert_id": "Unique id of this alert revision.",
         "chain_id": "Stable id of the chain or single-stage alert; the Kafka message key.",
-        "revision": "1 for the first publication of a chain, then 2, 3, ... as evidence changes its score.",
+        "revision": (
+            "1 for the first publication of a chain, then 2, 3, ... as evidence changes its score."
+        ),
         "kind": "pivot_chain, single_stage or transient_exposure.",
         "title": "One line that a responder can act on.",
         "severity": "info, low, medium, high or critical.",
@@ -55,7 +57,10 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "last_seen": "Event time of the newest evidence, RFC 3339 in UTC.",
         "schema_version": "Version of this schema that the alert follows.",
         "rules": "Ids of the detection rules that matched the evidence.",
-        "details": "Kind-specific facts as strings, such as a transient exposure's change, revert and duration.",
+        "details": (
+            "Kind-specific facts as strings, such as a transient exposure's change, revert and "
+            "duration."
+        ),
     },
     "Entry": {
         "cluster": "Kubernetes cluster name, or null where unknown.",
@@ -66,7 +71,10 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "Evidence": {
         "source": "cloudtrail, gcp_audit or falco.",
-        "event_id": "The source's own id: CloudTrail eventID, GCP insertId, Falco uuid, or a stable hash where none.",
+        "event_id": (
+            "The source's own id: CloudTrail eventID, GCP insertId, Falco uuid, or a stable hash "
+            "where none."
+        ),
         "time": "Event time of the record, RFC 3339 in UTC.",
         "summary": "One line describing the record.",
     },
