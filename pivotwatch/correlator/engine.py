@@ -193,9 +193,9 @@ class Correlator:
 
     def _publish_single_stages(self, candidates: list[tuple[KeyState, Event, Detection, str]]) -> list[Alert]:
         alerts: list[Alert] = []
-        chained = {
-            state.key: self._chained_event_ids(state) for state, _, _, _ in candidates
-        }
+        # Chains are computed once per key, not once per candidate of the key.
+        states = {state.key: state for state, _, _, _ in candidates}
+        chained = {key: self._chained_event_ids(state) for key, state in states.items()}
         for state, event, detection, actor in candidates:
             if event.event_id in chained[state.key]:
                 continue
