@@ -11,6 +11,7 @@ from pivotwatch import __version__
 from pivotwatch.cli.alerts import alerts_group
 from pivotwatch.cli.bench import bench_command
 from pivotwatch.cli.demo import demo_command
+from pivotwatch.cli.export import export_group
 from pivotwatch.cli.replay import replay_command
 from pivotwatch.cli.rules import rules
 from pivotwatch.cli.scenario import run_scenario_command
@@ -48,6 +49,7 @@ cli.add_command(worker_command)
 cli.add_command(replay_command)
 cli.add_command(run_scenario_command)
 cli.add_command(alerts_group)
+cli.add_command(export_group)
 cli.add_command(rules)
 cli.add_command(bench_command)
 
