@@ -150,14 +150,14 @@ class WorkerSettings(BaseModel):
 
 
 class DeliverySettings(BaseModel):
-    """How connectors wait for Kafka and retry when it does not acknowledge."""
+    """Timeouts and retries of the connectors' deliveries to Kafka."""
 
     model_config = {"frozen": True}
 
     delivery_timeout_seconds: float = Field(
         default=120.0,
         gt=1,
-        description="longest wait for Kafka to acknowledge one record before the source "
+        description="maximum wait for Kafka to acknowledge one record before the source "
         "message is released for redelivery, in seconds",
     )
     connect_timeout_seconds: float = Field(
@@ -169,12 +169,12 @@ class DeliverySettings(BaseModel):
         description="first pause after a failure, in seconds; doubles per failure",
     )
     retry_max_seconds: float = Field(
-        default=60.0, gt=0, description="longest pause between retries, in seconds"
+        default=60.0, gt=0, description="maximum pause between retries, in seconds"
     )
 
 
 class AwsSettings(BaseModel):
-    """Where the AWS connectors send API calls; credentials come from boto3's standard chain."""
+    """Region and endpoint of the AWS connectors; credentials come from boto3's standard chain."""
 
     model_config = {"frozen": True}
 

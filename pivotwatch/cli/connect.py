@@ -38,7 +38,7 @@ def connect_group() -> None:
     """Run a live connector that sends a source's records to its raw topic.
 
     A connector acknowledges its source (deletes the SQS message, acks the Pub/Sub
-    message, answers the HTTP request) only after Kafka has acknowledged every record
+    message, responds to the HTTP request) only after Kafka has acknowledged every record
     it carried. Settings come from PIVOTWATCH_CONNECTORS__* environment variables and
     the file named by PIVOTWATCH_CONFIG; credentials come from the AWS and Google
     SDKs' standard chains.

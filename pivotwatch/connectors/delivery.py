@@ -1,7 +1,7 @@
 """Delivery to Kafka shared by the live connectors: counters, backoff and a resilient producer.
 
 A connector acknowledges its source (deletes the SQS message, acks the Pub/Sub message,
-answers the HTTP request) only after `KafkaDelivery.deliver` has returned for every
+responds to the HTTP request) only after `KafkaDelivery.deliver` has returned for every
 record that the source message carried. `deliver` waits on each record's own future,
 so a failure of a record that another thread sent never lets this thread acknowledge,
 and it never reports success for a record that Kafka did not acknowledge.

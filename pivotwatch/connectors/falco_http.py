@@ -1,7 +1,7 @@
 """An HTTP receiver for Falco's ``http_output`` and falcosidekick's webhook output.
 
 Both POST one alert per request as a JSON object in Falco's ``json_output`` form; a
-JSON array of such objects is accepted too. The receiver answers only after Kafka has
+JSON array of such objects is accepted too. The receiver responds only after Kafka has
 acknowledged every alert of the request:
 
 | status | when |
@@ -15,7 +15,7 @@ acknowledged every alert of the request:
 Authentication is mutual TLS (the client certificate must be signed by
 ``tls_client_cafile``, else the TLS handshake fails and no HTTP status is sent), a
 bearer token compared in constant time, or both. Running without either needs
-``allow_unauthenticated``, and a warning is logged at start. ``GET /healthz`` answers
+``allow_unauthenticated``, and a warning is logged at start. ``GET /healthz`` returns
 200 without authentication, for liveness probes.
 """
 
@@ -175,7 +175,7 @@ class FalcoReceiver:
         return web.Response(text="ok\n")
 
     async def receive(self, request: web.Request) -> web.Response:
-        """Deliver the alerts of one request and answer with the status in the module table."""
+        """Deliver the alerts of one request and respond with a status from the module table."""
         self.counters.add("received")
         peer = request.remote
 
@@ -212,7 +212,7 @@ class FalcoReceiver:
             logger.warning("%s: rejected a request from %s: %s", CONNECTOR, peer, error)
             return web.json_response({"error": str(error)}, status=400)
 
-        # 3. Kafka, then the answer.
+        # 3. Kafka, then the response.
         self.counters.add("records_in", len(records))
         try:
             await asyncio.to_thread(self.delivery.deliver, records)

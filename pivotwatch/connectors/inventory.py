@@ -7,8 +7,8 @@ the format that `pivotwatch replay` reads from ``aws ec2 describe-instances``,
 `run_inventory` polls every configured source, delivers the records in batches and
 sleeps ``interval_seconds``. A poll that fails (API or Kafka) is retried after a
 backoff delay instead of the full interval. Records of a failed poll may have been
-delivered in part; the next poll sends them again, and the correlator's inventory is
-keyed by asset, so a repeat replaces the earlier record.
+delivered in part, and the next poll sends them again. That is harmless because the
+correlator keys its inventory by asset, so a repeat replaces the earlier record.
 """
 
 from __future__ import annotations

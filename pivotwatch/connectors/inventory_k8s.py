@@ -42,7 +42,7 @@ class KubernetesSource:
             raise ConfigurationError("the Kubernetes inventory needs kubernetes_api_url")
         if inventory.kubernetes_token_file is None:
             raise ConfigurationError(
-                "the Kubernetes inventory needs kubernetes_token_file, the file that holds the "
+                "the Kubernetes inventory needs kubernetes_token_file, the file that contains the "
                 "bearer token (in a pod: /var/run/secrets/kubernetes.io/serviceaccount/token)"
             )
         self._api = inventory.kubernetes_api_url.rstrip("/")
@@ -77,7 +77,7 @@ class KubernetesSource:
             response.raise_for_status()
             page = orjson.loads(response.content)
             if not isinstance(page, dict) or not isinstance(page.get("items"), list):
-                raise DecodeError(f"the Kubernetes API answered {url} without an items list")
+                raise DecodeError(f"the Kubernetes API response to {url} has no items list")
             for item in page["items"]:
                 if isinstance(item, dict):
                     yield item

@@ -6,8 +6,8 @@ message's data is a LogEntry as JSON (or a JSON array of them). A message is ack
 only after Kafka has acknowledged every record in it, and nacked otherwise:
 
 - a transient failure (Kafka unavailable) pauses the callback thread for a backoff
-  delay before the nack, which holds the flow-control slot and so slows the pull while
-  Kafka is down;
+  delay before the nack. The message keeps its flow-control slot meanwhile, which slows
+  the pull while Kafka is down;
 - a message that is not JSON, or not a LogEntry, is logged and nacked at once. Give the
   subscription a retry policy (minimum backoff) and a dead-letter topic, so that
   Pub/Sub spaces out its redeliveries and moves it aside after the maximum delivery
@@ -57,7 +57,7 @@ def records_of(topic: str, message_id: str, data: bytes) -> list[OutgoingRecord]
     ``entries`` list is split and each entry re-serialized.
 
     Raises:
-        DecodeError: the data is not JSON, or holds something other than LogEntries.
+        DecodeError: the data is not JSON, or contains something other than LogEntries.
     """
     try:
         framed = split_message(Source.GCP_AUDIT, data)
@@ -151,7 +151,9 @@ class PubSubConnector:
                     delay,
                 )
                 stop.wait(delay)
-            except Exception as error:  # the cancelled stream's result; nothing is lost
+            except (
+                Exception
+            ) as error:  # the cancelled stream's result; unacked messages are redelivered
                 logger.debug("%s: stream closed with %r", CONNECTOR, error)
         logger.info("%s connector stopped: %s", CONNECTOR, self.counters.snapshot())
 

@@ -53,11 +53,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DELETE_BATCH = 10
-"""Most entries in one DeleteMessageBatch call (an SQS limit)."""
+"""Maximum entries in one DeleteMessageBatch call (an SQS limit)."""
 
 
 class MessageOutcome(StrEnum):
-    """How the processing of one SQS message ended."""
+    """Outcome of processing one SQS message."""
 
     DELIVERED = "delivered"
     SKIPPED = "skipped"

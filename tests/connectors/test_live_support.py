@@ -1,4 +1,4 @@
-"""Servers and helpers shared by the live connector tests; this module holds no tests.
+"""Servers and helpers shared by the live connector tests; this module contains no tests.
 
 moto runs in server mode on a free loopback port, so boto3 talks to it over HTTP
 exactly as to AWS. Each test uses its own bucket, queue and topic names.
