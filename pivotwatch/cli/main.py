@@ -10,6 +10,7 @@ import click
 from pivotwatch import __version__
 from pivotwatch.cli.alerts import alerts_group
 from pivotwatch.cli.bench import bench_command
+from pivotwatch.cli.connect import connect_group
 from pivotwatch.cli.demo import demo_command
 from pivotwatch.cli.export import export_group
 from pivotwatch.cli.replay import replay_command
@@ -52,6 +53,7 @@ cli.add_command(alerts_group)
 cli.add_command(export_group)
 cli.add_command(rules)
 cli.add_command(bench_command)
+cli.add_command(connect_group)
 
 
 def main() -> None:
