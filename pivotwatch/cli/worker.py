@@ -9,6 +9,7 @@ import faust
 
 from pivotwatch.cli.common import bootstrap_option, settings_with_bootstrap
 from pivotwatch.streams.app import Pipeline
+from pivotwatch.streams.metrics import serve_metrics
 from pivotwatch.streams.topics import ensure_topics
 
 __all__ = ["worker_command"]
@@ -36,6 +37,10 @@ def worker_command(bootstrap: str | None, loglevel: str) -> None:
     settings = settings_with_bootstrap(bootstrap)
     ensure_topics(settings)
     pipeline = Pipeline(settings)
+    if settings.worker.metrics_port is not None:
+        serve_metrics(
+            pipeline.metrics.registry, settings.worker.metrics_port, settings.worker.metrics_address
+        )
     logger.info(
         "starting worker %s on %s with %d rules",
         settings.worker.app_id,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
@@ -29,6 +30,7 @@ from pivotwatch.correlator.engine import Correlator
 from pivotwatch.schemas.alert import Alert
 from pivotwatch.schemas.event import EventBatch
 from pivotwatch.settings import Settings
+from pivotwatch.streams.metrics import PipelineMetrics
 from pivotwatch.streams.normalizing import Normalizer
 from pivotwatch.streams.records import RawMessage
 
@@ -70,6 +72,7 @@ class Pipeline:
         self.normalizer = Normalizer(settings)
         self.correlator = correlator or Correlator.from_settings(settings)
         self.counts: Counter[str] = Counter()
+        self.metrics = PipelineMetrics()
         self._declare_topics()
         self._declare_agents()
 
@@ -119,6 +122,7 @@ class Pipeline:
 
     async def normalize_batch(self, messages: Sequence[RawMessage]) -> None:
         """Normalize raw messages and wait until their output is acknowledged by Kafka."""
+        started = time.perf_counter()
         output = self.normalizer.process(messages)
         self.counts.update({f"normalize.{name}": count for name, count in output.counts.items()})
         pending: list[Awaitable[Any]] = []
@@ -134,9 +138,13 @@ class Pipeline:
                 )
             )
         await asyncio.gather(*pending)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe_normalize(self.normalizer.sources, messages, output, elapsed)
+        self.metrics.observe_consumer_lag(self._highwater, messages)
 
     async def correlate_batch(self, messages: Sequence[RawMessage]) -> None:
         """Correlate event batches and wait until the alerts are acknowledged by Kafka."""
+        started = time.perf_counter()
         alerts: list[Alert] = []
         for message in messages:
             try:
@@ -158,3 +166,8 @@ class Pipeline:
         ]
         self.counts["correlate.alerts"] += len(alerts)
         await asyncio.gather(*pending)
+        self.metrics.observe_correlate(self.correlator, alerts, time.perf_counter() - started)
+        self.metrics.observe_consumer_lag(self._highwater, messages)
+
+    def _highwater(self, tp: Any) -> int:
+        return int(self.app.consumer.highwater(tp))
