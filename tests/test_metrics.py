@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from pivotwatch.cli.scenario import EMBEDDED_HEARTBEAT_INTERVAL, EMBEDDED_SESSION_TIMEOUT
+from pivotwatch.connectors.replay import replay
 from pivotwatch.correlator.engine import Correlator
 from pivotwatch.settings import Settings
+from pivotwatch.streams.app import Pipeline
 from pivotwatch.streams.metrics import (
     ConnectorMetrics,
     PipelineMetrics,
@@ -18,12 +30,18 @@ from pivotwatch.streams.metrics import (
 )
 from pivotwatch.streams.normalizing import Normalizer
 from pivotwatch.streams.records import RawMessage
+from pivotwatch.streams.runner import OffsetWatcher, running_worker
+from pivotwatch.streams.scenario import isolated_settings
+from pivotwatch.streams.topics import ensure_topics
 
 SAMPLE = Path(__file__).resolve().parents[1] / "pivotwatch" / "samples" / "eks-imds-pivot"
 
 
 def sample_messages(settings: Settings) -> list[RawMessage]:
-    """The sample's inventory, CloudTrail files and Falco alerts as raw messages, plus one invalid message."""
+    """Return the sample's inventory, CloudTrail and Falco records as raw messages.
+
+    One invalid message is added at the end.
+    """
     topics = settings.topics
     values = [
         (topics.inventory, path.read_bytes())
@@ -93,6 +111,9 @@ def test_normalized_events_counted(observed: tuple[PipelineMetrics, list[RawMess
 def test_alerts_by_kind_and_severity(observed: tuple[PipelineMetrics, list[RawMessage]]) -> None:
     metrics, _ = observed
     assert sample(metrics, "pivotwatch_alerts_total", kind="pivot_chain", severity="critical") == 1
+    assert (
+        sample(metrics, "pivotwatch_new_chains_total", kind="pivot_chain", severity="critical") == 1
+    )
 
 
 def test_graph_size_and_keys(observed: tuple[PipelineMetrics, list[RawMessage]]) -> None:
@@ -158,9 +179,8 @@ def test_evictions_mirror_growth_only() -> None:
             self.graph = Graph(evicted)
 
     class FakeCorrelator:
-        counts: dict[str, int] = {}
-
         def __init__(self, evicted: int) -> None:
+            self.counts: dict[str, int] = {}
             self.states = {"k": State(evicted)}
 
     metrics = PipelineMetrics()
@@ -231,3 +251,104 @@ def test_serve_metrics_on_loopback() -> None:
         server.close()
     assert server.address == "127.0.0.1"
     assert 'pivotwatch_build_info{version="' in text
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def query_prometheus(base_url: str, expression: str) -> float | None:
+    url = f"{base_url}/api/v1/query?{urllib.parse.urlencode({'query': expression})}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = json.loads(response.read())
+    except OSError:
+        return None
+    result = body["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+@contextmanager
+def prometheus_server(tmp_path: Path, target_port: int) -> Iterator[str]:
+    """Run Debian's prometheus binary on loopback, scraping 127.0.0.1:target_port every second."""
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n"
+        "scrape_configs:\n  - job_name: pivotwatch-worker\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "prometheus.log").open("wb"),
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def replay_sample_through_worker(settings: Settings, pipeline: Pipeline) -> int:
+    """Replay the sample through a worker in this process and return the records sent."""
+    watcher = OffsetWatcher(settings)
+    raw_topics = list(settings.topics.raw_topics().values())
+    try:
+        async with running_worker(pipeline):
+            summary = await asyncio.to_thread(replay, [SAMPLE], settings, None, False)
+            await watcher.wait(raw_topics, 120)
+            await watcher.wait([settings.topics.events], 120)
+    finally:
+        watcher.close()
+    return sum(count for (_, outcome), count in summary.counts.items() if outcome == "sent")
+
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    not Path(PROMETHEUS).is_file(),
+    reason="the prometheus binary is absent: install Debian's package (apt-get install prometheus)",
+)
+def test_prometheus_scrapes_worker(kafka_bootstrap: str, tmp_path: Path) -> None:
+    worker = {
+        "session_timeout_seconds": EMBEDDED_SESSION_TIMEOUT,
+        "heartbeat_interval_seconds": EMBEDDED_HEARTBEAT_INTERVAL,
+    }
+    settings = isolated_settings(Settings(kafka={"bootstrap": kafka_bootstrap}, worker=worker))
+    ensure_topics(settings)
+    pipeline = Pipeline(settings)
+    server = serve_metrics(pipeline.metrics.registry, 0)
+    try:
+        sent = asyncio.run(replay_sample_through_worker(settings, pipeline))
+        with prometheus_server(tmp_path, server.port) as base_url:
+            deadline = time.monotonic() + 60
+            records_in = alerts = None
+            while time.monotonic() < deadline:
+                records_in = query_prometheus(base_url, "sum(pivotwatch_records_in_total)")
+                alerts = query_prometheus(
+                    base_url, 'sum(pivotwatch_alerts_total{kind="pivot_chain"})'
+                )
+                if records_in == sent and alerts:
+                    break
+                time.sleep(1)
+            up = query_prometheus(base_url, 'up{job="pivotwatch-worker"}')
+    finally:
+        server.close()
+    assert up == 1
+    assert records_in == sent
+    assert alerts == 1

@@ -155,6 +155,12 @@ class PipelineMetrics:
             ["kind", "severity"],
             registry=r,
         )
+        self.new_chains = Counter(
+            "pivotwatch_new_chains",
+            "Alerts published for the first time (revision 1), by kind and severity.",
+            ["kind", "severity"],
+            registry=r,
+        )
         Info("pivotwatch_build", "Version of pivotwatch.", registry=r).info(
             {"version": __version__}
         )
@@ -184,6 +190,8 @@ class PipelineMetrics:
         """Record one correlate batch: its alerts and the correlator's state after it."""
         for alert in alerts:
             self.alerts.labels(str(alert.kind), str(alert.severity)).inc()
+            if alert.revision == 1:
+                self.new_chains.labels(str(alert.kind), str(alert.severity)).inc()
         self._mirror(
             correlator.counts.get("duplicate", 0),
             "duplicate",
