@@ -47,5 +47,9 @@ def worker_command(bootstrap: str | None, loglevel: str) -> None:
         settings.kafka.bootstrap,
         len(pipeline.correlator.rules),  # type: ignore[arg-type]
     )
+    pipeline.start_directory()
     worker = faust.Worker(pipeline.app, loglevel=loglevel.upper(), quiet=True)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        pipeline.stop_directory()

@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pivotwatch.correlator.alerts import chain_alert, single_stage_alert
 from pivotwatch.correlator.chains import build_chain
@@ -41,6 +41,15 @@ _SEVERITY_BY_LEVEL = {
     "high": Severity.HIGH,
     "critical": Severity.CRITICAL,
 }
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def _stream_of(event: Event) -> str:
@@ -67,6 +76,7 @@ class Correlator:
         self.deduplicator = Deduplicator(settings.allowed_lateness)
         self.watermarks: dict[tuple[str, Source, str], datetime] = {}
         self.counts: Counter[str] = Counter()
+        self.published: dict[str, PublishedChain] = {}
         self.min_single_stage = _SEVERITY_BY_LEVEL[settings.min_single_stage_level]
 
     @classmethod
@@ -95,7 +105,41 @@ class Correlator:
         alerts.extend(self._publish_single_stages(candidates))
         for state in touched.values():
             state.expire(self.settings.window)
+        self._expire_published()
         return alerts
+
+    def restore(self, events: Iterable[Event]) -> None:
+        """Rebuild state from events that were processed before; publish nothing.
+
+        Call `restore_published` afterwards: it sets what was really published.
+        """
+        self.process(events)
+
+    def restore_published(self, alerts: Iterable[dict[str, Any]]) -> None:
+        """Set the publication state from the alerts topic (decoded JSON objects)."""
+        self.published.clear()
+        for alert in alerts:
+            chain_id, revision, score = alert.get("chain_id"), alert.get("revision"), alert.get("score")
+            if not isinstance(chain_id, str) or not isinstance(revision, int) or not isinstance(score, int):
+                continue
+            last_seen = _parse_time(alert.get("last_seen"))
+            kept = self.published.get(chain_id)
+            if kept is None or revision > kept.revision:
+                self.published[chain_id] = PublishedChain(revision=revision, score=score, last_seen=last_seen)
+
+    def drop_keys(self, keys: Iterable[str]) -> None:
+        """Forget the state of keys whose events partition this worker no longer owns."""
+        for key in keys:
+            self.states.pop(key, None)
+            self.trackers.pop(key, None)
+
+    def _expire_published(self) -> None:
+        newest = max((state.newest for state in self.states.values() if state.newest), default=None)
+        if newest is None or len(self.published) < 1024:
+            return
+        horizon = newest - self.settings.window
+        for chain_id in [c for c, p in self.published.items() if p.last_seen is not None and p.last_seen < horizon]:
+            del self.published[chain_id]
 
     # Admission: duplicates and late records.
 
@@ -178,11 +222,11 @@ class Correlator:
 
     def _revise(self, state: KeyState, draft: Alert) -> Alert | None:
         """Return the draft as the chain's next revision, or None if its score is unchanged."""
-        published = state.published.get(draft.chain_id)
+        published = self.published.get(draft.chain_id)
         if published is not None and published.score == draft.score:
             return None
         revision = 1 if published is None else published.revision + 1
-        state.published[draft.chain_id] = PublishedChain(revision=revision, score=draft.score)
+        self.published[draft.chain_id] = PublishedChain(revision=revision, score=draft.score, last_seen=draft.last_seen)
         if revision == 1:
             return draft
         from msgspec import structs
@@ -202,9 +246,9 @@ class Correlator:
             if severity_for_level(detection.level).rank < self.min_single_stage.rank:
                 continue
             alert = single_stage_alert(state.key, event, detection, actor)
-            if alert.chain_id in state.published:
+            if alert.chain_id in self.published:
                 continue
-            state.published[alert.chain_id] = PublishedChain(revision=1, score=alert.score)
+            self.published[alert.chain_id] = PublishedChain(revision=1, score=alert.score, last_seen=alert.last_seen)
             alerts.append(alert)
         return alerts
 

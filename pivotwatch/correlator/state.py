@@ -60,6 +60,7 @@ class PublishedChain:
 
     revision: int
     score: int
+    last_seen: datetime | None = None
 
 
 @dataclass
@@ -71,7 +72,6 @@ class KeyState:
     linker: Linker
     signals: dict[str, list[Signal]] = field(default_factory=lambda: defaultdict(list))
     activities: dict[str, list[Activity]] = field(default_factory=lambda: defaultdict(list))
-    published: dict[str, PublishedChain] = field(default_factory=dict)
     newest: datetime | None = None
     evicted_events: int = 0
 

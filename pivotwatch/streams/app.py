@@ -24,7 +24,7 @@ from typing import Any
 
 import faust
 import msgspec
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from pivotwatch.correlator.engine import Correlator
 from pivotwatch.schemas.alert import Alert
@@ -33,6 +33,8 @@ from pivotwatch.settings import Settings
 from pivotwatch.streams.metrics import PipelineMetrics
 from pivotwatch.streams.normalizing import Normalizer
 from pivotwatch.streams.records import RawMessage
+from pivotwatch.streams.directory import InventoryDirectory
+from pivotwatch.streams.recovery import StateRecovery
 
 __all__ = ["AGENT_CORRELATE", "AGENT_NORMALIZE", "Pipeline"]
 
@@ -74,7 +76,20 @@ class Pipeline:
         self.counts: Counter[str] = Counter()
         self.metrics = PipelineMetrics()
         self._declare_topics()
+        self.directory = InventoryDirectory(settings, self.normalizer.context)
         self._declare_agents()
+        self._ready = asyncio.Event()
+        self._ready.set()
+        self._owned_partitions: set[int] = set()
+        self._key_partitions: dict[str, int] = {}
+        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
+
+    def start_directory(self) -> None:
+        """Read the whole inventory topic before the worker starts, then follow it (blocking)."""
+        self.directory.start()
+
+    def stop_directory(self) -> None:
+        self.directory.stop()
 
     def _create_app(self) -> faust.App:
         settings = self.settings
@@ -117,6 +132,7 @@ class Pipeline:
     async def _correlate_agent(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         worker = self.settings.worker
         async for events in stream.take_events(worker.batch_size, within=worker.batch_seconds):
+            await self._ready.wait()
             await self.correlate_batch([_raw_message(event) for event in events])
             yield None
 
@@ -159,6 +175,7 @@ class Pipeline:
                 )
                 self.counts["correlate.invalid"] += 1
                 continue
+            self._key_partitions[batch.key] = message.partition
             alerts.extend(self.correlator.process(batch.events))
         pending = [
             await self.alerts_topic.send(key=alert.chain_id.encode(), value=_encoder.encode(alert))
@@ -171,3 +188,29 @@ class Pipeline:
 
     def _highwater(self, tp: Any) -> int:
         return int(self.app.consumer.highwater(tp))
+
+    async def _on_partitions_assigned(self, sender: object, assigned: set[TP], **kwargs: Any) -> None:
+        """Rebuild the state of newly owned events partitions; forget the ones given away."""
+        events_topic = self.settings.topics.events
+        owned = {tp.partition for tp in assigned if tp.topic == events_topic}
+        gone = self._owned_partitions - owned
+        new = owned - self._owned_partitions
+        self._owned_partitions = owned
+        if gone:
+            keys = [key for key, partition in self._key_partitions.items() if partition in gone]
+            self.correlator.drop_keys(keys)
+            logger.info("events partitions %s moved to another worker; dropped %d keys", sorted(gone), len(keys))
+        if not new:
+            return
+        self._ready.clear()
+        try:
+            result = await asyncio.to_thread(StateRecovery(self.settings, self.correlator).recover, new)
+            logger.info(
+                "recovered events partitions %s: %d events, %d alerts read back in %.1f s",
+                sorted(new),
+                result.events,
+                result.alerts,
+                result.seconds,
+            )
+        finally:
+            self._ready.set()

@@ -41,12 +41,14 @@ async def running_worker(pipeline: Pipeline, start_timeout: float = 60.0) -> Asy
         override_logging=False,
     )
     worker.spinner = None  # faust draws a terminal spinner otherwise, even when quiet
+    await asyncio.to_thread(pipeline.start_directory)
     task = asyncio.ensure_future(worker.start())
     try:
         await _wait_for_assignment(pipeline, task, start_timeout)
         yield pipeline
     finally:
         await worker.stop()
+        await asyncio.to_thread(pipeline.stop_directory)
         task.cancel()
         try:
             await task

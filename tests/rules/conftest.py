@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from rule_records import RecordBuilder, base_record, merge_patch
+from tests.rules.rule_records import RecordBuilder, base_record, merge_patch
 
 from pivotwatch.schemas.event import Source
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rule_records import RecordBuilder
+from tests.rules.rule_records import RecordBuilder
 
 from pivotwatch.correlator.sigma import RuleSet, load_rule_files
 from pivotwatch.schemas.event import Source

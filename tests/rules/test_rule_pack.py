@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from rule_records import CASES, RecordBuilder, base_record, merge_patch
+from tests.rules.rule_records import CASES, RecordBuilder, base_record, merge_patch
 
 from pivotwatch.correlator.sigma import RuleSet, bundled_rules_dir, load_rule_files
 from pivotwatch.correlator.sigma.attack import TACTIC_ORDER

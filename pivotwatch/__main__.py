@@ -1,0 +1,5 @@
+"""``python -m pivotwatch``: the same as the ``pivotwatch`` command."""
+
+from pivotwatch.cli.main import main
+
+main()
