@@ -19,7 +19,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from pivotwatch.correlator.alerts import chain_alert, single_stage_alert
+from msgspec import structs
+
+from pivotwatch.correlator.alerts import chain_alert, single_stage_alert, stable_id
 from pivotwatch.correlator.chains import build_chain
 from pivotwatch.correlator.dedup import Deduplicator
 from pivotwatch.correlator.detections import Detection, detection_from_falco_tags, merge_detections
@@ -41,6 +43,22 @@ _SEVERITY_BY_LEVEL = {
     "high": Severity.HIGH,
     "critical": Severity.CRITICAL,
 }
+
+
+def _strings(value: object) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def alert_signature(
+    identities: Iterable[str], techniques: Iterable[str], stages: Iterable[str], rules: Iterable[str]
+) -> frozenset[str]:
+    """Return what kinds of behaviour an alert shows, for deciding on a new revision."""
+    return frozenset(
+        [f"identity:{name}" for name in identities]
+        + [f"technique:{name}" for name in techniques]
+        + [f"stage:{name}" for name in stages]
+        + [f"rule:{name}" for name in rules]
+    )
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -125,7 +143,15 @@ class Correlator:
             last_seen = _parse_time(alert.get("last_seen"))
             kept = self.published.get(chain_id)
             if kept is None or revision > kept.revision:
-                self.published[chain_id] = PublishedChain(revision=revision, score=score, last_seen=last_seen)
+                signature = alert_signature(
+                    _strings(alert.get("identities")),
+                    _strings(alert.get("techniques")),
+                    _strings(alert.get("stages")),
+                    _strings(alert.get("rules")),
+                )
+                self.published[chain_id] = PublishedChain(
+                    revision=revision, score=score, last_seen=last_seen, signature=signature
+                )
 
     def drop_keys(self, keys: Iterable[str]) -> None:
         """Forget the state of keys whose events partition this worker no longer owns."""
@@ -221,18 +247,23 @@ class Correlator:
         return alerts
 
     def _revise(self, state: KeyState, draft: Alert) -> Alert | None:
-        """Return the draft as the chain's next revision, or None if its score is unchanged."""
+        """Return the draft as the chain's next revision, or None if nothing worth one changed.
+
+        A chain publishes a new revision when its score changes, or when it gains an
+        identity, technique, stage or rule it did not have: a new kind of behaviour.
+        More evidence of behaviour already published (the same call by the same identity
+        again) publishes nothing, so a burst of reads is one revision, not thousands.
+        """
+        signature = alert_signature(draft.identities, draft.techniques, draft.stages, draft.rules)
         published = self.published.get(draft.chain_id)
-        if published is not None and published.score == draft.score:
+        if published is not None and published.score == draft.score and signature <= published.signature:
             return None
         revision = 1 if published is None else published.revision + 1
-        self.published[draft.chain_id] = PublishedChain(revision=revision, score=draft.score, last_seen=draft.last_seen)
+        self.published[draft.chain_id] = PublishedChain(
+            revision=revision, score=draft.score, last_seen=draft.last_seen, signature=signature
+        )
         if revision == 1:
             return draft
-        from msgspec import structs
-
-        from pivotwatch.correlator.alerts import stable_id
-
         return structs.replace(draft, revision=revision, alert_id=stable_id(draft.chain_id, str(revision)))
 
     def _publish_single_stages(self, candidates: list[tuple[KeyState, Event, Detection, str]]) -> list[Alert]:

@@ -61,6 +61,8 @@ class PublishedChain:
     revision: int
     score: int
     last_seen: datetime | None = None
+    signature: frozenset[str] = frozenset()
+    """Identities, techniques, stages and rules of the published revision."""
 
 
 @dataclass
