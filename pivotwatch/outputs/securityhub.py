@@ -55,6 +55,12 @@ logger = logging.getLogger(__name__)
 MAX_BATCH_FINDINGS = 100
 MAX_BATCH_BYTES = 6 * 1024 * 1024
 THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException"})
+ID_FILTER_VALUES = 10
+"""Chain ids per GetFindings call when revisions are read back.
+
+NOTE: a small, assumed bound on the values of one ``Id`` filter; the exact AWS limit was
+not checked.
+"""
 MAX_EVIDENCE_INDEX = 100_000
 """Evidence ids remembered for ``RelatedFindings``; the oldest are forgotten first."""
 
@@ -258,9 +264,11 @@ class SecurityHubExporter:
 
     def _load_revisions(self, chain_ids: list[str]) -> None:
         """Read the imported revision of chains not seen by this process from Security Hub."""
-        wanted = set(chain_ids)
-        if not wanted:
-            return
+        wanted = sorted(set(chain_ids))
+        for start in range(0, len(wanted), ID_FILTER_VALUES):
+            self._load_revision_chunk(set(wanted[start : start + ID_FILTER_VALUES]))
+
+    def _load_revision_chunk(self, wanted: set[str]) -> None:
         filters = {
             "ProductArn": [{"Value": self.product_arn, "Comparison": "EQUALS"}],
             "Id": [{"Value": chain_id, "Comparison": "EQUALS"} for chain_id in sorted(wanted)],
@@ -269,14 +277,15 @@ class SecurityHubExporter:
         try:
             for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": 100}):
                 for finding in page.get("Findings", []):
-                    chain_id = finding.get("Id")
-                    revision = finding.get("ProductFields", {}).get("pivotwatch/revision")
-                    if chain_id in wanted and revision and revision.isdigit():
-                        self.revisions[chain_id] = max(
-                            self.revisions.get(chain_id, 0), int(revision)
-                        )
+                    self._note_revision(finding, wanted)
         except ClientError as error:
             raise SecurityHubError(f"Security Hub GetFindings failed: {error}") from error
+
+    def _note_revision(self, finding: dict[str, Any], wanted: set[str]) -> None:
+        chain_id = finding.get("Id")
+        revision = finding.get("ProductFields", {}).get("pivotwatch/revision", "")
+        if chain_id in wanted and revision.isdigit():
+            self.revisions[chain_id] = max(self.revisions.get(chain_id, 0), int(revision))
 
     def _related_ids(self, alert: Alert) -> list[str]:
         related: dict[str, None] = {}
