@@ -77,6 +77,17 @@ def _stream_of(event: Event) -> str:
     return event.region or ""
 
 
+# A host's or pod's credential used from an address none of its hosts has: a strong
+# signal of stolen credentials even without a runtime alert, published as a single stage.
+OFF_HOST_DETECTION = Detection(
+    rules=("pivotwatch:off-host-credential-use",),
+    titles=("Workload Credential Used Off-Host",),
+    techniques=("T1078.004", "T1552.005"),
+    tactics=("initial-access", "credential-access"),
+    level="high",
+)
+
+
 class RuleMatcher(Protocol):
     """What the correlator needs from a rule engine."""
 
@@ -223,10 +234,13 @@ class Correlator:
             return self._track_exposure(event)
         actor = state.linker.actor_node(event)
         state.learn_egress(actor, event)
-        if detection is not None or event.action in state.linker.deriving_actions or state.is_off_host(actor, event):
+        off_host = state.is_off_host(actor, event)
+        if detection is not None or event.action in state.linker.deriving_actions or off_host:
             state.add_activity(actor, event, detection)
         if detection is not None:
             candidates.append((state, event, detection, actor))
+        if off_host:
+            candidates.append((state, event, OFF_HOST_DETECTION, actor))
         return self._track_exposure(event)
 
     def _track_exposure(self, event: Event) -> list[Alert]:

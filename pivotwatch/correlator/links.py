@@ -222,6 +222,12 @@ class Linker:
         if not isinstance(session, str):
             return
         child = identity_node(session)
+        # EKS Pod Identity: the EKS Auth service makes the call; the pod's service account
+        # is the response's subject, so the session belongs to that service account.
+        namespace = dig(response, "subject", "namespace")
+        account = dig(response, "subject", "serviceAccount")
+        if isinstance(namespace, str) and isinstance(account, str):
+            actor = service_account_node(namespace, account)
         self.graph.link(actor, child, Relation.DERIVES, event.time, event.event_id)
         access_key = dig(response, "credentials", "accessKeyId")
         if isinstance(access_key, str):

@@ -15,7 +15,7 @@ import pytest
 from pivotwatch.connectors.files import SourceRecord, list_input_files, read_records
 from pivotwatch.correlator.engine import Correlator
 from pivotwatch.schemas.alert import Alert, AlertKind
-from pivotwatch.schemas.event import Event, EventKind
+from pivotwatch.schemas.event import Event, EventKind, Source
 from pivotwatch.schemas.normalize import NormalizeContext, normalize_record
 from pivotwatch.settings import load_settings
 from pivotwatch.streams.scenario import scenario_inputs
@@ -188,3 +188,16 @@ def _encode(alert: Alert) -> bytes:
     import msgspec
 
     return msgspec.json.encode(alert)
+
+
+def test_off_host_use_without_runtime_signal_is_single_stage() -> None:
+    events = [event for event in load_events(SAMPLE) if event.source is not Source.FALCO]
+
+    alerts = correlate(events)
+
+    assert AlertKind.PIVOT_CHAIN not in [alert.kind for alert in alerts]
+    off_host = [alert for alert in alerts if "pivotwatch:off-host-credential-use" in alert.rules]
+    assert len(off_host) == 1
+    assert off_host[0].severity == "high"
+    assert off_host[0].kind is AlertKind.SINGLE_STAGE
+    assert off_host[0].identities[0].endswith("/i-04c9e2b7a1f3d8650")
