@@ -70,7 +70,9 @@ class RecordError(PivotwatchError):
     def __str__(self) -> str:
         if self.topic is None:
             return self.reason
-        return f"{self.reason} (topic {self.topic}, partition {self.partition}, offset {self.offset})"
+        return (
+            f"{self.reason} (topic {self.topic}, partition {self.partition}, offset {self.offset})"
+        )
 
 
 class DecodeError(RecordError):
@@ -96,7 +98,9 @@ class RuleError(PivotwatchError):
         self.rule_id = rule_id
 
     def __str__(self) -> str:
-        where = ", ".join(part for part in (self.path, self.rule_id and f"rule {self.rule_id}") if part)
+        where = ", ".join(
+            part for part in (self.path, self.rule_id and f"rule {self.rule_id}") if part
+        )
         return f"{where}: {self.reason}" if where else self.reason
 
 

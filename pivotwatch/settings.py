@@ -57,7 +57,9 @@ class TopicSettings(BaseModel):
     events: str = "pivotwatch.events"
     alerts: str = "pivotwatch.alerts"
     dead_letter: str = "pivotwatch.dead-letter"
-    partitions: int = Field(default=4, ge=1, description="partitions of topics that pivotwatch creates")
+    partitions: int = Field(
+        default=4, ge=1, description="partitions of topics that pivotwatch creates"
+    )
     replication_factor: int = Field(default=1, ge=1)
 
     def raw_topics(self) -> dict[str, str]:
@@ -98,13 +100,16 @@ class CorrelationSettings(BaseModel):
         default="low", description="single-stage alerts below this rule level are not published"
     )
     cluster_accounts: dict[str, str] = Field(
-        default_factory=dict, description="Kubernetes cluster or host name -> AWS account or GCP project"
+        default_factory=dict,
+        description="Kubernetes cluster or host name -> AWS account or GCP project",
     )
     default_account: str | None = Field(
-        default=None, description="correlation key of runtime records whose account cannot be resolved"
+        default=None,
+        description="correlation key of runtime records whose account cannot be resolved",
     )
     rule_paths: list[Path] = Field(
-        default_factory=list, description="extra folders or files of Sigma rules, loaded after the bundled pack"
+        default_factory=list,
+        description="extra folders or files of Sigma rules, loaded after the bundled pack",
     )
     bundled_rules: bool = True
 
@@ -137,9 +142,12 @@ class WorkerSettings(BaseModel):
     data_dir: Path = Path(".pivotwatch-data")
     batch_size: int = Field(default=500, ge=1, description="records taken from a raw topic at once")
     batch_seconds: float = Field(default=0.2, gt=0, description="longest wait to fill a batch")
-    metrics_port: int | None = Field(default=None, description="port of the /metrics endpoint; none to disable")
+    metrics_port: int | None = Field(
+        default=None, description="port of the /metrics endpoint; none to disable"
+    )
     metrics_address: str = Field(
-        default="127.0.0.1", description="address the /metrics endpoint listens on; 0.0.0.0 to serve other hosts"
+        default="127.0.0.1",
+        description="address the /metrics endpoint listens on; 0.0.0.0 to serve other hosts",
     )
     session_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Kafka consumer group session timeout, in seconds"
@@ -317,19 +325,24 @@ class OutputSettings(BaseModel):
     model_config = {"frozen": True}
 
     ocsf_topic: str = Field(
-        default="pivotwatch.findings.ocsf", description="topic that `export ocsf` writes OCSF Detection Findings to"
+        default="pivotwatch.findings.ocsf",
+        description="topic that `export ocsf` writes OCSF Detection Findings to",
     )
     export_group_prefix: str = Field(
-        default="pivotwatch-export", description="consumer groups of the exporters: <prefix>-ocsf, <prefix>-securityhub"
+        default="pivotwatch-export",
+        description="consumer groups of the exporters: <prefix>-ocsf, <prefix>-securityhub",
     )
     securityhub_region: str | None = Field(
-        default=None, description="AWS region of Security Hub; none to use the AWS SDK's default region"
+        default=None,
+        description="AWS region of Security Hub; none to use the AWS SDK's default region",
     )
     securityhub_account_id: str | None = Field(
-        default=None, description="AWS account that owns the custom product; none to ask STS for the caller's account"
+        default=None,
+        description="AWS account that owns the custom product; none to ask STS for the caller's account",
     )
     securityhub_endpoint_url: str | None = Field(
-        default=None, description="Security Hub endpoint URL instead of the AWS one, such as a local test server"
+        default=None,
+        description="Security Hub endpoint URL instead of the AWS one, such as a local test server",
     )
 
 
@@ -344,7 +357,9 @@ def _config_file_source() -> dict[str, Any]:
         raise ConfigurationError(f"cannot read PIVOTWATCH_CONFIG file {file}: {error}") from error
     data = orjson.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
     if not isinstance(data, dict):
-        raise ConfigurationError(f"PIVOTWATCH_CONFIG file {file} must contain a mapping at the top level")
+        raise ConfigurationError(
+            f"PIVOTWATCH_CONFIG file {file} must contain a mapping at the top level"
+        )
     return data
 
 

@@ -23,16 +23,27 @@ def alerts_group() -> None:
 
 
 @alerts_group.command("tail")
-@bootstrap_option("Kafka bootstrap servers, comma-separated [default: PIVOTWATCH_KAFKA__BOOTSTRAP, else localhost:9092].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line instead of trees.")
-@click.option("--from-beginning", is_flag=True, help="Start at the oldest alert kept by the topic instead of new ones.")
+@bootstrap_option(
+    "Kafka bootstrap servers, comma-separated "
+    "[default: PIVOTWATCH_KAFKA__BOOTSTRAP, else localhost:9092]."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object per line instead of trees."
+)
+@click.option(
+    "--from-beginning",
+    is_flag=True,
+    help="Start at the oldest alert kept by the topic instead of new ones.",
+)
 @click.option(
     "--max-alerts",
     type=click.IntRange(min=1),
     default=None,
     help="Exit after this many alerts [default: follow until Ctrl-C].",
 )
-def tail_command(bootstrap: str | None, as_json: bool, from_beginning: bool, max_alerts: int | None) -> None:
+def tail_command(
+    bootstrap: str | None, as_json: bool, from_beginning: bool, max_alerts: int | None
+) -> None:
     """Follow the alert topic and print each alert as it arrives.
 
     Trees are coloured by severity: critical, high, medium, low, info.

@@ -40,7 +40,9 @@ def latest_revisions(values: list[bytes]) -> list[dict[str, Any]]:
 
 
 @click.command("demo")
-@bootstrap_option("Use this Kafka broker, with topics new to this run, instead of starting the embedded broker.")
+@bootstrap_option(
+    "Use this Kafka broker, with topics new to this run, instead of starting the embedded broker."
+)
 def demo_command(bootstrap: str | None) -> None:
     """Replay a bundled container-to-cloud incident and print the chain it produces.
 
@@ -53,7 +55,10 @@ def demo_command(bootstrap: str | None) -> None:
     console = Console()
     settings = settings_with_bootstrap(bootstrap)
     folder = sample_folder()
-    console.print(f"[bold]pivotwatch demo[/bold]: replaying the bundled incident [cyan]{SAMPLE_INCIDENT}[/cyan]")
+    console.print(
+        "[bold]pivotwatch demo[/bold]: replaying the bundled incident "
+        f"[cyan]{SAMPLE_INCIDENT}[/cyan]"
+    )
     started = time.monotonic()
     try:
         status = console.status("starting the broker and the worker, replaying, correlating...")

@@ -20,19 +20,26 @@ SEVERITY_STYLES = {
 
 
 def alert_tree(alert: dict[str, Any]) -> Tree:
-    """Return a tree: the alert's title, its entry workload, identities and evidence in time order."""
+    """Return a tree of the alert: title, entry workload, identities, evidence in time order."""
     severity = str(alert.get("severity", "info"))
     header = Text()
     header.append(f" {severity.upper()} ", style=SEVERITY_STYLES.get(severity, ""))
     header.append(f" {alert.get('score', 0):>3} ", style="bold")
     header.append(f"{alert.get('kind')}  ", style="dim")
     header.append(str(alert.get("title", "")))
-    header.append(f"  (chain {str(alert.get('chain_id', ''))[:12]}, revision {alert.get('revision')})", style="dim")
+    header.append(
+        f"  (chain {str(alert.get('chain_id', ''))[:12]}, revision {alert.get('revision')})",
+        style="dim",
+    )
     tree = Tree(header)
 
     entry = {key: value for key, value in (alert.get("entry") or {}).items() if value}
     if entry:
-        tree.add(Text("entry: ", style="bold").append(", ".join(f"{k}={v}" for k, v in entry.items()), style=""))
+        tree.add(
+            Text("entry: ", style="bold").append(
+                ", ".join(f"{k}={v}" for k, v in entry.items()), style=""
+            )
+        )
     if alert.get("identities"):
         identities = tree.add(Text("identities", style="bold"))
         for identity in alert["identities"]:

@@ -28,7 +28,9 @@ EMBEDDED_SESSION_TIMEOUT = 6.0
 EMBEDDED_HEARTBEAT_INTERVAL = 1.0
 
 
-def run_with_broker(folder: Path, settings: Settings, embedded: bool, timeout: float) -> ScenarioResult:
+def run_with_broker(
+    folder: Path, settings: Settings, embedded: bool, timeout: float
+) -> ScenarioResult:
     """Run a scenario on the embedded broker, or on the configured one with fresh topics."""
     with contextlib.ExitStack() as stack:
         if embedded:
@@ -65,7 +67,9 @@ def run_with_broker(folder: Path, settings: Settings, embedded: bool, timeout: f
     show_default=True,
     help="Seconds to wait for the worker to process each phase.",
 )
-def run_scenario_command(folder: Path, alerts_out: Path, bootstrap: str | None, timeout: float) -> None:
+def run_scenario_command(
+    folder: Path, alerts_out: Path, bootstrap: str | None, timeout: float
+) -> None:
     """Run one scenario FOLDER through the real pipeline and write its alerts.
 
     FOLDER holds cloudtrail/ files, gcp-audit.jsonl, falco.jsonl and inventory/ in

@@ -18,7 +18,10 @@ logger = logging.getLogger(__name__)
 
 
 @click.command("worker")
-@bootstrap_option("Kafka bootstrap servers, comma-separated [default: PIVOTWATCH_KAFKA__BOOTSTRAP, else localhost:9092].")
+@bootstrap_option(
+    "Kafka bootstrap servers, comma-separated "
+    "[default: PIVOTWATCH_KAFKA__BOOTSTRAP, else localhost:9092]."
+)
 @click.option(
     "--loglevel",
     default="INFO",

@@ -8,7 +8,12 @@ from collections.abc import Iterable
 from pivotwatch.correlator.chains import ChainView
 from pivotwatch.correlator.detections import Detection
 from pivotwatch.correlator.resources import resource_of
-from pivotwatch.correlator.scoring import level_score, score_chain, severity_for_level, severity_for_score
+from pivotwatch.correlator.scoring import (
+    level_score,
+    score_chain,
+    severity_for_level,
+    severity_for_score,
+)
 from pivotwatch.schemas.alert import Alert, AlertKind, Entry, Evidence
 from pivotwatch.schemas.event import Event, Source
 
@@ -28,7 +33,11 @@ def summarize(event: Event) -> str:
     """Return one line describing a record for a responder."""
     if event.source is Source.FALCO:
         workload = event.workload
-        where = f"{workload.namespace}/{workload.pod}" if workload and workload.pod else (workload and workload.host)
+        where = (
+            f"{workload.namespace}/{workload.pod}"
+            if workload and workload.pod
+            else (workload and workload.host)
+        )
         return f"{event.action} in {where or 'unknown workload'}"
     actor = event.principal.id if event.principal else "unknown principal"
     text = f"{event.action} by {actor}"
@@ -48,7 +57,12 @@ def evidence_of(events: Iterable[Event]) -> list[Evidence]:
         half = MAX_EVIDENCE // 2
         items = items[:half] + items[-half:]
     return [
-        Evidence(source=str(event.source), event_id=event.event_id, time=event.time, summary=summarize(event))
+        Evidence(
+            source=str(event.source),
+            event_id=event.event_id,
+            time=event.time,
+            summary=summarize(event),
+        )
         for event in items
     ]
 
@@ -65,7 +79,9 @@ def _identities(chain: ChainView) -> list[str]:
 
 
 def _techniques(detections: Iterable[Detection | None]) -> list[str]:
-    return list(dict.fromkeys(t for detection in detections if detection for t in detection.techniques))
+    return list(
+        dict.fromkeys(t for detection in detections if detection for t in detection.techniques)
+    )
 
 
 def chain_id_for(account: str, workload: str) -> str:
@@ -83,14 +99,24 @@ def chain_alert(account: str, chain: ChainView, revision: int) -> Alert:
         container_id=workload.container_id if workload else None,
         host=workload.host if workload else None,
     )
-    events = [signal.event for signal in chain.signals] + [activity.event for activity in chain.activities]
-    detections = [signal.detection for signal in chain.signals] + [activity.detection for activity in chain.activities]
+    events = [signal.event for signal in chain.signals] + [
+        activity.event for activity in chain.activities
+    ]
+    detections = [signal.detection for signal in chain.signals] + [
+        activity.detection for activity in chain.activities
+    ]
     score = score_chain(chain)
     identities = _identities(chain)
     stages = chain.tactics
     chain_id = chain_id_for(account, chain.workload)
-    where = f"{entry.namespace}/{entry.pod}" if entry.pod else (entry.container_id or entry.host or "a workload")
-    title = f"Pivot from {where} into {account}: {' > '.join(stages) or 'cloud activity'} as {identities[-1] if identities else 'a linked identity'}"
+    where = (
+        f"{entry.namespace}/{entry.pod}"
+        if entry.pod
+        else (entry.container_id or entry.host or "a workload")
+    )
+    path = " > ".join(stages) or "cloud activity"
+    latest = identities[-1] if identities else "a linked identity"
+    title = f"Pivot from {where} into {account}: {path} as {latest}"
     return Alert(
         alert_id=stable_id(chain_id, str(revision)),
         chain_id=chain_id,
@@ -107,7 +133,9 @@ def chain_alert(account: str, chain: ChainView, revision: int) -> Alert:
         evidence=evidence_of(events),
         first_seen=min(event.time for event in events),
         last_seen=max(event.time for event in events),
-        rules=list(dict.fromkeys(rule for detection in detections if detection for rule in detection.rules)),
+        rules=list(
+            dict.fromkeys(rule for detection in detections if detection for rule in detection.rules)
+        ),
         details={
             "off_host_use": str(chain.off_host).lower(),
             "derived_identities": str(chain.derived).lower(),

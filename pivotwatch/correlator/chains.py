@@ -86,7 +86,7 @@ class _Visit:
 
 
 def _is_off_host(state: KeyState, visit: _Visit, activity: Activity) -> bool:
-    """`KeyState.is_off_host` against the visit's addresses, skipping the address parse when it cannot matter."""
+    """Return `KeyState.is_off_host` against the visit's addresses, parsing only when needed."""
     known = visit.known(state)
     if not known or activity.event.source_ip in known:
         return False
@@ -126,7 +126,10 @@ def _first_credential_access(signals: list[Signal]) -> datetime | None:
 def _is_severe_after(activity: Activity, credential_access_at: datetime | None) -> bool:
     if credential_access_at is None or activity.detection is None:
         return False
-    return activity.detection.rank >= HIGH_RANK and activity.event.time >= credential_access_at - CLOCK_SKEW
+    return (
+        activity.detection.rank >= HIGH_RANK
+        and activity.event.time >= credential_access_at - CLOCK_SKEW
+    )
 
 
 def _roots(state: KeyState, workload: str) -> list[str]:
@@ -160,10 +163,16 @@ def _reachable_identities(state: KeyState, workload: str) -> list[_Visit]:
         deriving: dict[str, Activity] | None = None
         for derivation in state.graph.derivations(visit.node):
             if deriving is None:
-                deriving = {activity.event.event_id: activity for activity in state.activities.get(visit.node, ())}
-            activities = [deriving[event_id] for event_id in derivation.event_ids if event_id in deriving]
+                deriving = {
+                    activity.event.event_id: activity
+                    for activity in state.activities.get(visit.node, ())
+                }
+            activities = [
+                deriving[event_id] for event_id in derivation.event_ids if event_id in deriving
+            ]
             joined = bool(activities) and (
-                visit.tainted or any(_is_off_host(state, visit, activity) for activity in activities)
+                visit.tainted
+                or any(_is_off_host(state, visit, activity) for activity in activities)
             )
             tainted = visit.tainted or joined
             previous = visits.get(derivation.child)

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from pivotwatch.correlator.sigma.attack import TACTIC_ORDER
 from pivotwatch.schemas.event import Event, Source
 
-__all__ = ["LEVEL_RANK", "TACTIC_ORDER", "Detection", "detection_from_falco_tags", "merge_detections"]
+__all__ = [
+    "LEVEL_RANK",
+    "TACTIC_ORDER",
+    "Detection",
+    "detection_from_falco_tags",
+    "merge_detections",
+]
 
 LEVEL_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -50,7 +56,10 @@ def merge_detections(matches: Sequence[object]) -> Detection | None:
     """Merge rule matches (objects with rule_id, title, level, techniques, tactics)."""
     if not matches:
         return None
-    level = max((str(getattr(match, "level", "low")) for match in matches), key=lambda name: LEVEL_RANK.get(name, 0))
+    level = max(
+        (str(getattr(match, "level", "low")) for match in matches),
+        key=lambda name: LEVEL_RANK.get(name, 0),
+    )
     return Detection(
         rules=_unique(str(getattr(match, "rule_id", "")) for match in matches),
         titles=_unique(str(getattr(match, "title", "")) for match in matches),

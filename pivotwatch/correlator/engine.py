@@ -50,7 +50,10 @@ def _strings(value: object) -> list[str]:
 
 
 def alert_signature(
-    identities: Iterable[str], techniques: Iterable[str], stages: Iterable[str], rules: Iterable[str]
+    identities: Iterable[str],
+    techniques: Iterable[str],
+    stages: Iterable[str],
+    rules: Iterable[str],
 ) -> frozenset[str]:
     """Return what kinds of behaviour an alert shows, for deciding on a new revision."""
     return frozenset(
@@ -148,8 +151,16 @@ class Correlator:
         """Set the publication state from the alerts topic (decoded JSON objects)."""
         self.published.clear()
         for alert in alerts:
-            chain_id, revision, score = alert.get("chain_id"), alert.get("revision"), alert.get("score")
-            if not isinstance(chain_id, str) or not isinstance(revision, int) or not isinstance(score, int):
+            chain_id, revision, score = (
+                alert.get("chain_id"),
+                alert.get("revision"),
+                alert.get("score"),
+            )
+            if (
+                not isinstance(chain_id, str)
+                or not isinstance(revision, int)
+                or not isinstance(score, int)
+            ):
                 continue
             last_seen = _parse_time(alert.get("last_seen"))
             kept = self.published.get(chain_id)
@@ -175,7 +186,11 @@ class Correlator:
         if newest is None or len(self.published) < 1024:
             return
         horizon = newest - self.settings.window
-        for chain_id in [c for c, p in self.published.items() if p.last_seen is not None and p.last_seen < horizon]:
+        for chain_id in [
+            c
+            for c, p in self.published.items()
+            if p.last_seen is not None and p.last_seen < horizon
+        ]:
             del self.published[chain_id]
 
     # Admission: duplicates and late records.
@@ -207,15 +222,22 @@ class Correlator:
     def _state(self, key: str) -> KeyState:
         state = self.states.get(key)
         if state is None:
-            state = KeyState.create(key, self.settings.max_nodes_per_key, self.settings.max_edges_per_key)
+            state = KeyState.create(
+                key, self.settings.max_nodes_per_key, self.settings.max_edges_per_key
+            )
             self.states[key] = state
-            self.trackers[key] = ExposureTracker(self.settings.transient_window, self.settings.allowed_lateness)
+            self.trackers[key] = ExposureTracker(
+                self.settings.transient_window, self.settings.allowed_lateness
+            )
         return state
 
     # Observation: links, signals, activities.
 
     def _observe(
-        self, state: KeyState, event: Event, candidates: list[tuple[KeyState, Event, Detection, str]]
+        self,
+        state: KeyState,
+        event: Event,
+        candidates: list[tuple[KeyState, Event, Detection, str]],
     ) -> list[Alert]:
         state.linker.link(event)
         if event.kind is EventKind.ASSET:
@@ -270,7 +292,11 @@ class Correlator:
         """
         signature = alert_signature(draft.identities, draft.techniques, draft.stages, draft.rules)
         published = self.published.get(draft.chain_id)
-        if published is not None and published.score == draft.score and signature <= published.signature:
+        if (
+            published is not None
+            and published.score == draft.score
+            and signature <= published.signature
+        ):
             return None
         revision = 1 if published is None else published.revision + 1
         self.published[draft.chain_id] = PublishedChain(
@@ -278,9 +304,13 @@ class Correlator:
         )
         if revision == 1:
             return draft
-        return structs.replace(draft, revision=revision, alert_id=stable_id(draft.chain_id, str(revision)))
+        return structs.replace(
+            draft, revision=revision, alert_id=stable_id(draft.chain_id, str(revision))
+        )
 
-    def _publish_single_stages(self, candidates: list[tuple[KeyState, Event, Detection, str]]) -> list[Alert]:
+    def _publish_single_stages(
+        self, candidates: list[tuple[KeyState, Event, Detection, str]]
+    ) -> list[Alert]:
         alerts: list[Alert] = []
         # Chains are computed once per key, not once per candidate of the key.
         states = {state.key: state for state, _, _, _ in candidates}
@@ -293,7 +323,9 @@ class Correlator:
             alert = single_stage_alert(state.key, event, detection, actor)
             if alert.chain_id in self.published:
                 continue
-            self.published[alert.chain_id] = PublishedChain(revision=1, score=alert.score, last_seen=alert.last_seen)
+            self.published[alert.chain_id] = PublishedChain(
+                revision=1, score=alert.score, last_seen=alert.last_seen
+            )
             alerts.append(alert)
         return alerts
 

@@ -75,7 +75,12 @@ class IdentityGraph:
         return int(self.graph.number_of_edges())
 
     def link(
-        self, source: str, target: str, relation: Relation, time: datetime, event_id: str | None = None
+        self,
+        source: str,
+        target: str,
+        relation: Relation,
+        time: datetime,
+        event_id: str | None = None,
     ) -> bool:
         """Add or refresh an edge; return True if it is new.
 
@@ -87,7 +92,11 @@ class IdentityGraph:
             if time > data["time"]:
                 data["time"] = time
             event_ids = data["event_ids"]
-            if event_id is not None and event_id not in event_ids and len(event_ids) < MAX_EDGE_EVENTS:
+            if (
+                event_id is not None
+                and event_id not in event_ids
+                and len(event_ids) < MAX_EDGE_EVENTS
+            ):
                 event_ids.append(event_id)
             return False
         event_ids = [] if event_id is None else [event_id]
@@ -136,7 +145,10 @@ class IdentityGraph:
         return len(old)
 
     def _enforce_caps(self) -> None:
-        if self.graph.number_of_edges() <= self.max_edges and self.graph.number_of_nodes() <= self.max_nodes:
+        if (
+            self.graph.number_of_edges() <= self.max_edges
+            and self.graph.number_of_nodes() <= self.max_nodes
+        ):
             return
         # Drop the oldest tenth of the edges at once, so the sort is not paid per insert.
         edges = sorted(self.graph.edges(data="time"), key=lambda edge: edge[2])

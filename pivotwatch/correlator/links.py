@@ -148,7 +148,9 @@ class Linker:
         if isinstance(node_name, str) and node_name:
             self.graph.link(workload, host_node(node_name), Relation.RUNS_ON, PERSISTENT)
         account = dig(pod, "spec", "serviceAccountName") or "default"
-        self.graph.link(workload, service_account_node(namespace, account), Relation.USES_ACCOUNT, PERSISTENT)
+        self.graph.link(
+            workload, service_account_node(namespace, account), Relation.USES_ACCOUNT, PERSISTENT
+        )
 
     def _link_service_account(self, account: dict[str, Any]) -> None:
         namespace = dig(account, "metadata", "namespace")
@@ -172,7 +174,9 @@ class Linker:
         if workload is None or not workload.host:
             return
         node = workload_node(workload.namespace, workload.pod, workload.container_id, workload.host)
-        self.graph.link(node, host_node(workload.host), Relation.RUNS_ON, event.time, event.event_id)
+        self.graph.link(
+            node, host_node(workload.host), Relation.RUNS_ON, event.time, event.event_id
+        )
 
     # Cloud calls.
 
@@ -183,10 +187,18 @@ class Linker:
         self._link_instance_session(event, actor)
         self._link_workload_identity(event, actor)
         if principal.access_key_id:
-            self.graph.link(key_node(principal.access_key_id), actor, Relation.KEY_OF, event.time, event.event_id)
+            self.graph.link(
+                key_node(principal.access_key_id),
+                actor,
+                Relation.KEY_OF,
+                event.time,
+                event.event_id,
+            )
         for delegate in principal.delegation:
             # The caller acted through the delegate's credentials (GCP impersonation).
-            self.graph.link(identity_node(delegate), actor, Relation.DERIVES, event.time, event.event_id)
+            self.graph.link(
+                identity_node(delegate), actor, Relation.DERIVES, event.time, event.event_id
+            )
         if event.error_code:
             return
         handler = self._handlers.get(event.action)
@@ -214,7 +226,9 @@ class Linker:
         assert principal is not None
         account = kubernetes_subject_account(principal.subject)
         if account is not None and actor.startswith("identity:"):
-            self.graph.link(service_account_node(*account), actor, Relation.HOLDS, event.time, event.event_id)
+            self.graph.link(
+                service_account_node(*account), actor, Relation.HOLDS, event.time, event.event_id
+            )
 
     def _link_assumed_role(self, event: Event, actor: str) -> None:
         response = event.raw.get("responseElements")
@@ -231,7 +245,9 @@ class Linker:
         self.graph.link(actor, child, Relation.DERIVES, event.time, event.event_id)
         access_key = dig(response, "credentials", "accessKeyId")
         if isinstance(access_key, str):
-            self.graph.link(key_node(access_key), child, Relation.KEY_OF, event.time, event.event_id)
+            self.graph.link(
+                key_node(access_key), child, Relation.KEY_OF, event.time, event.event_id
+            )
 
     def _link_created_user(self, event: Event, actor: str) -> None:
         arn = dig(event.raw, "responseElements", "user", "arn") or self._user_arn(event)
@@ -246,7 +262,9 @@ class Linker:
         self.graph.link(actor, child, Relation.DERIVES, event.time, event.event_id)
         access_key = dig(event.raw, "responseElements", "accessKey", "accessKeyId")
         if isinstance(access_key, str):
-            self.graph.link(key_node(access_key), child, Relation.KEY_OF, event.time, event.event_id)
+            self.graph.link(
+                key_node(access_key), child, Relation.KEY_OF, event.time, event.event_id
+            )
 
     def _link_gcp_service_account(self, event: Event, actor: str) -> None:
         name = dig(event.raw, "protoPayload", "resourceName") or dig(
@@ -257,7 +275,9 @@ class Linker:
         target = name.rsplit("/serviceAccounts/", 1)[1].split("/", 1)[0]
         # Only an email names the account; a numeric unique id cannot be joined to later calls.
         if "@" in target:
-            self.graph.link(actor, identity_node(target), Relation.DERIVES, event.time, event.event_id)
+            self.graph.link(
+                actor, identity_node(target), Relation.DERIVES, event.time, event.event_id
+            )
 
     @staticmethod
     def _user_arn(event: Event) -> str | None:

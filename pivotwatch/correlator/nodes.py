@@ -25,7 +25,9 @@ _WORKLOAD_IDENTITY_SUBJECT = re.compile(
 )
 
 
-def workload_node(namespace: str | None, pod: str | None, container_id: str | None, host: str | None) -> str:
+def workload_node(
+    namespace: str | None, pod: str | None, container_id: str | None, host: str | None
+) -> str:
     """Return the node of a pod, else of a bare container, else of the host process."""
     if namespace and pod:
         return f"workload:{namespace}/{pod}"

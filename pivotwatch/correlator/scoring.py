@@ -12,7 +12,8 @@ each distinct sensitive resource         +2, at most +10
 ======================================  ======================================
 
 Sensitive resources are those touched by calls tagged with credential access,
-collection, exfiltration, defense evasion (stealth, defense impairment), persistence, privilege escalation or impact.
+collection, exfiltration, defense evasion (stealth, defense impairment), persistence,
+privilege escalation or impact.
 Severity thresholds: critical from 85, high from 65, medium from 45, low from 25.
 """
 
@@ -69,7 +70,9 @@ def sensitive_resources(chain: ChainView) -> set[str]:
 def score_chain(chain: ChainView) -> int:
     """Return the chain's score, 0-100."""
     levels = [signal.detection.rank for signal in chain.signals]
-    levels += [activity.detection.rank for activity in chain.activities if activity.detection is not None]
+    levels += [
+        activity.detection.rank for activity in chain.activities if activity.detection is not None
+    ]
     score = 40
     score += min(5 * len(chain.tactics), 35)
     score += 15 if chain.off_host else 0

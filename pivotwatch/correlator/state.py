@@ -103,7 +103,9 @@ class KeyState:
 
     def host_addresses(self, host: str) -> set[str]:
         """Return the addresses a host owns or egresses through, as plain strings."""
-        nodes = self.graph.targets(host, Relation.HAS_ADDRESS) + self.graph.targets(host, Relation.EGRESS)
+        nodes = self.graph.targets(host, Relation.HAS_ADDRESS) + self.graph.targets(
+            host, Relation.EGRESS
+        )
         return {node.removeprefix("address:") for node in nodes}
 
     def hosts_of(self, actor: str) -> set[str]:
@@ -149,20 +151,27 @@ class KeyState:
         address is not learned as the host's own.
         """
         principal = event.principal
-        if principal is None or principal.credential_delivery != "2.0" or not is_ip_address(event.source_ip):
+        if (
+            principal is None
+            or principal.credential_delivery != "2.0"
+            or not is_ip_address(event.source_ip)
+        ):
             return
         for host in self.graph.sources(actor, Relation.HOLDS):
             if not host.startswith("host:") or self._has_public_address(host):
                 continue
             if self._host_shows_credential_access(host, event.time):
                 continue
-            self.graph.link(host, address_node(str(event.source_ip)), Relation.EGRESS, event.time, event.event_id)
+            self.graph.link(
+                host,
+                address_node(str(event.source_ip)),
+                Relation.EGRESS,
+                event.time,
+                event.event_id,
+            )
 
     def _has_public_address(self, host: str) -> bool:
-        for address in self.host_addresses(host):
-            if ipaddress.ip_address(address).is_global:
-                return True
-        return False
+        return any(ipaddress.ip_address(address).is_global for address in self.host_addresses(host))
 
     def _host_shows_credential_access(self, host: str, time: datetime) -> bool:
         for workload in self.graph.sources(host, Relation.RUNS_ON):

@@ -30,10 +30,10 @@ from pivotwatch.correlator.engine import Correlator
 from pivotwatch.schemas.alert import Alert
 from pivotwatch.schemas.event import EventBatch
 from pivotwatch.settings import Settings
+from pivotwatch.streams.directory import InventoryDirectory
 from pivotwatch.streams.metrics import PipelineMetrics
 from pivotwatch.streams.normalizing import Normalizer
 from pivotwatch.streams.records import RawMessage
-from pivotwatch.streams.directory import InventoryDirectory
 from pivotwatch.streams.recovery import StateRecovery
 
 __all__ = ["AGENT_CORRELATE", "AGENT_NORMALIZE", "Pipeline"]
@@ -189,7 +189,9 @@ class Pipeline:
     def _highwater(self, tp: Any) -> int:
         return int(self.app.consumer.highwater(tp))
 
-    async def _on_partitions_assigned(self, sender: object, assigned: set[TP], **kwargs: Any) -> None:
+    async def _on_partitions_assigned(
+        self, sender: object, assigned: set[TP], **kwargs: Any
+    ) -> None:
         """Rebuild the state of newly owned events partitions; forget the ones given away."""
         events_topic = self.settings.topics.events
         owned = {tp.partition for tp in assigned if tp.topic == events_topic}
@@ -199,12 +201,18 @@ class Pipeline:
         if gone:
             keys = [key for key, partition in self._key_partitions.items() if partition in gone]
             self.correlator.drop_keys(keys)
-            logger.info("events partitions %s moved to another worker; dropped %d keys", sorted(gone), len(keys))
+            logger.info(
+                "events partitions %s moved to another worker; dropped %d keys",
+                sorted(gone),
+                len(keys),
+            )
         if not new:
             return
         self._ready.clear()
         try:
-            result = await asyncio.to_thread(StateRecovery(self.settings, self.correlator).recover, new)
+            result = await asyncio.to_thread(
+                StateRecovery(self.settings, self.correlator).recover, new
+            )
             logger.info(
                 "recovered events partitions %s: %d events, %d alerts read back in %.1f s",
                 sorted(new),

@@ -65,11 +65,15 @@ class InventoryDirectory:
             try:
                 self._follow(topic)
             except KafkaError as error:
-                logger.warning("reading inventory topic %s failed, retrying in 2 s: %s", topic, error)
+                logger.warning(
+                    "reading inventory topic %s failed, retrying in 2 s: %s", topic, error
+                )
                 self._stop.wait(2)
 
     def _follow(self, topic: str) -> None:
-        consumer = KafkaConsumer(**kafka_client_config(self.settings.kafka), enable_auto_commit=False)
+        consumer = KafkaConsumer(
+            **kafka_client_config(self.settings.kafka), enable_auto_commit=False
+        )
         try:
             partitions = self._partitions(consumer, topic)
             consumer.assign(partitions)
@@ -82,7 +86,11 @@ class InventoryDirectory:
                 if not self._caught_up.is_set() and all(
                     consumer.position(tp) >= end for tp, end in targets.items()
                 ):
-                    logger.info("inventory directory caught up: %d records, %d host names", self.records, len(self.context.host_accounts))
+                    logger.info(
+                        "inventory directory caught up: %d records, %d host names",
+                        self.records,
+                        len(self.context.host_accounts),
+                    )
                     self._caught_up.set()
         finally:
             consumer.close()

@@ -57,7 +57,9 @@ class EmbeddedBroker:
     Use as a context manager; ``bootstrap`` is the address to give Kafka clients.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, start_timeout: float = 20.0):
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, start_timeout: float = 20.0
+    ):
         self.host = host
         self.port = port or find_free_port(host)
         self.start_timeout = start_timeout
@@ -89,7 +91,9 @@ class EmbeddedBroker:
             self.stop()
             raise
         if self._process.poll() is not None:
-            raise BrokerError(f"the embedded broker exited at start with code {self._process.returncode}")
+            raise BrokerError(
+                f"the embedded broker exited at start with code {self._process.returncode}"
+            )
 
     def stop(self) -> None:
         process, self._process = self._process, None

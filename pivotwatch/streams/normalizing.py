@@ -61,7 +61,9 @@ class Normalizer:
     def _process_message(self, message: RawMessage, output: NormalizeOutput) -> None:
         source = self.sources.get(message.topic)
         if source is None:
-            self._reject(message, RecordError(f"topic {message.topic!r} is not a raw topic"), output)
+            self._reject(
+                message, RecordError(f"topic {message.topic!r} is not a raw topic"), output
+            )
             return
         try:
             framed = split_message(source, message.value)
@@ -82,7 +84,9 @@ class Normalizer:
                 self._accept(event, output)
 
     def _accept(self, event: Event, output: NormalizeOutput) -> None:
-        if event.kind is not EventKind.ASSET and self.deduplicator.is_duplicate(f"{event.source}:{event.event_id}", event.time):
+        if event.kind is not EventKind.ASSET and self.deduplicator.is_duplicate(
+            f"{event.source}:{event.event_id}", event.time
+        ):
             output.counts["duplicate"] += 1
             return
         output.add(event)

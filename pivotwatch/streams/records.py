@@ -47,4 +47,6 @@ class DeadLetter:
             str(self.message.partition),
             str(self.message.offset),
         )
-        return [(name, value.encode()) for name, value in zip(DEAD_LETTER_HEADERS, values, strict=True)]
+        return [
+            (name, value.encode()) for name, value in zip(DEAD_LETTER_HEADERS, values, strict=True)
+        ]

@@ -89,19 +89,30 @@ class StateRecovery:
         span = correlation.window_seconds + correlation.allowed_lateness_seconds
         return int((time.time() - span) * 1000)
 
-    def _committed(self, admin: KafkaAdminClient, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    def _committed(
+        self, admin: KafkaAdminClient, tps: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
         if not tps:
             return {}
         group = self.settings.worker.app_id
         offsets = admin.list_group_offsets({group: tps}).get(group, {})
-        return {tp: meta.offset for tp, meta in offsets.items() if meta is not None and meta.offset >= 0}
+        return {
+            tp: meta.offset for tp, meta in offsets.items() if meta is not None and meta.offset >= 0
+        }
 
-    def _start_offset(self, consumer: KafkaConsumer, tp: TopicPartition, horizon_ms: int) -> int | None:
+    def _start_offset(
+        self, consumer: KafkaConsumer, tp: TopicPartition, horizon_ms: int
+    ) -> int | None:
         found = consumer.offsets_for_times({tp: horizon_ms}).get(tp)
         return None if found is None else int(found.offset)
 
     def _replay_events(
-        self, consumer: KafkaConsumer, tp: TopicPartition, horizon_ms: int, stop: int, result: RecoveryResult
+        self,
+        consumer: KafkaConsumer,
+        tp: TopicPartition,
+        horizon_ms: int,
+        stop: int,
+        result: RecoveryResult,
     ) -> None:
         start = self._start_offset(consumer, tp, horizon_ms)
         if start is None or start >= stop:
@@ -111,7 +122,11 @@ class StateRecovery:
             try:
                 batch = _batch_decoder.decode(value)
             except msgspec.DecodeError as error:
-                logger.warning("skipped an invalid events message of partition %d during recovery: %s", tp.partition, error)
+                logger.warning(
+                    "skipped an invalid events message of partition %d during recovery: %s",
+                    tp.partition,
+                    error,
+                )
                 continue
             result.event_batches += 1
             events.extend(batch.events)
@@ -125,7 +140,9 @@ class StateRecovery:
             len(events),
         )
 
-    def _restore_published(self, consumer: KafkaConsumer, horizon_ms: int, result: RecoveryResult) -> None:
+    def _restore_published(
+        self, consumer: KafkaConsumer, horizon_ms: int, result: RecoveryResult
+    ) -> None:
         topic = self.settings.topics.alerts
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
         published: list[dict[str, object]] = []
@@ -144,7 +161,9 @@ class StateRecovery:
         self.correlator.restore_published(published)
 
 
-def _read_range(consumer: KafkaConsumer, tp: TopicPartition, start: int, stop: int) -> Iterable[bytes]:
+def _read_range(
+    consumer: KafkaConsumer, tp: TopicPartition, start: int, stop: int
+) -> Iterable[bytes]:
     """Yield the values of ``tp`` from offset ``start`` up to, not including, ``stop``."""
     consumer.assign([tp])
     consumer.seek(tp, start)
@@ -155,7 +174,13 @@ def _read_range(consumer: KafkaConsumer, tp: TopicPartition, start: int, stop: i
         if not records:
             idle_polls += 1
             if idle_polls > 30:
-                logger.error("recovery read of %s[%d] stalled at offset %d of %d", tp.topic, tp.partition, position, stop)
+                logger.error(
+                    "recovery read of %s[%d] stalled at offset %d of %d",
+                    tp.topic,
+                    tp.partition,
+                    position,
+                    stop,
+                )
                 return
             continue
         idle_polls = 0

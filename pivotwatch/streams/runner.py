@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def running_worker(pipeline: Pipeline, start_timeout: float = 60.0) -> AsyncIterator[Pipeline]:
+async def running_worker(
+    pipeline: Pipeline, start_timeout: float = 60.0
+) -> AsyncIterator[Pipeline]:
     """Run the pipeline's faust worker in this event loop until the block exits."""
     worker = faust.Worker(
         pipeline.app,
@@ -52,12 +54,14 @@ async def running_worker(pipeline: Pipeline, start_timeout: float = 60.0) -> Asy
         task.cancel()
         try:
             await task
-        except (asyncio.CancelledError, Exception) as error:  # noqa: BLE001 - the worker is stopping anyway
+        except (asyncio.CancelledError, Exception) as error:
             if not isinstance(error, asyncio.CancelledError):
                 logger.debug("worker task ended with %r", error)
 
 
-async def _wait_for_assignment(pipeline: Pipeline, task: asyncio.Future[Any], timeout: float) -> None:
+async def _wait_for_assignment(
+    pipeline: Pipeline, task: asyncio.Future[Any], timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if task.done():
@@ -70,8 +74,10 @@ async def _wait_for_assignment(pipeline: Pipeline, task: asyncio.Future[Any], ti
         if assignment and not pipeline.app.rebalancing:
             return
         await asyncio.sleep(0.2)
-    raise BrokerError(f"the worker got no partitions within {timeout:.0f} s; is the broker at "
-                      f"{pipeline.settings.kafka.bootstrap} running?")
+    raise BrokerError(
+        f"the worker got no partitions within {timeout:.0f} s; is the broker at "
+        f"{pipeline.settings.kafka.bootstrap} running?"
+    )
 
 
 class OffsetWatcher:
@@ -93,7 +99,9 @@ class OffsetWatcher:
             for topic in topics
             for partition in sorted(self.consumer.partitions_for_topic(topic) or ())
         ]
-        return {tp: offset for tp, offset in self.consumer.end_offsets(partitions).items() if offset > 0}
+        return {
+            tp: offset for tp, offset in self.consumer.end_offsets(partitions).items() if offset > 0
+        }
 
     def lagging(self, targets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
         """Return the partitions whose committed offset is still below the target."""
@@ -115,8 +123,13 @@ class OffsetWatcher:
             if not lag:
                 return
             if time.monotonic() > deadline:
-                described = ", ".join(f"{tp.topic}[{tp.partition}]: {count}" for tp, count in lag.items())
-                raise BrokerError(f"the worker did not process every record within {timeout:.0f} s; left: {described}")
+                described = ", ".join(
+                    f"{tp.topic}[{tp.partition}]: {count}" for tp, count in lag.items()
+                )
+                raise BrokerError(
+                    f"the worker did not process every record within {timeout:.0f} s; "
+                    f"left: {described}"
+                )
             await asyncio.sleep(0.25)
 
 
@@ -124,7 +137,9 @@ def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list[by
     """Read every message now in ``topic``, from the beginning, and return the values."""
     consumer = KafkaConsumer(**kafka_client_config(settings.kafka), enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)

@@ -43,11 +43,18 @@ def scenario_inputs(folder: Path) -> tuple[list[Path], list[Path]]:
     """Return the inventory inputs and the other inputs of a scenario folder."""
     if not folder.is_dir():
         raise ReplayError(f"scenario folder {folder} does not exist or is not a folder")
-    entries = sorted(path for path in folder.iterdir() if path.name not in NOT_INPUT and not path.name.startswith("."))
+    entries = sorted(
+        path
+        for path in folder.iterdir()
+        if path.name not in NOT_INPUT and not path.name.startswith(".")
+    )
     inventory = [path for path in entries if path.name == "inventory"]
     others = [path for path in entries if path.name != "inventory"]
     if not others:
-        raise ReplayError(f"scenario folder {folder} holds no input: expected cloudtrail/, gcp-audit.jsonl or falco.jsonl")
+        raise ReplayError(
+            f"scenario folder {folder} holds no input: "
+            "expected cloudtrail/, gcp-audit.jsonl or falco.jsonl"
+        )
     return inventory, others
 
 
@@ -62,7 +69,9 @@ def isolated_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={
             "topics": settings.topics.model_copy(update=topics),
-            "worker": settings.worker.model_copy(update={"app_id": f"{settings.worker.app_id}-{run}"}),
+            "worker": settings.worker.model_copy(
+                update={"app_id": f"{settings.worker.app_id}-{run}"}
+            ),
         }
     )
 

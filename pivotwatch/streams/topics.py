@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -56,10 +57,8 @@ def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
             )
             for name in missing
         ]
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another process created them first
             admin.create_topics(new_topics)
-        except TopicAlreadyExistsError:
-            pass
         logger.info("created topics %s", ", ".join(missing))
     finally:
         admin.close()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import random
-from datetime import timedelta
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -61,7 +61,9 @@ def latest_chains(alerts: list[Alert]) -> dict[str, Alert]:
     return latest
 
 
-def chain_content(alerts: list[Alert]) -> dict[str, tuple[str, int, frozenset[str], frozenset[str], frozenset[str]]]:
+def chain_content(
+    alerts: list[Alert],
+) -> dict[str, tuple[str, int, frozenset[str], frozenset[str], frozenset[str]]]:
     """Return what the newest revision of each chain must show whatever the arrival order.
 
     Evidence that only repeats behaviour already published (the same call by the same
@@ -96,7 +98,11 @@ def shuffled(events: list[Event], seed: int) -> list[Event]:
 
 
 def test_sample_incident_gives_one_critical_chain() -> None:
-    chains = [alert for alert in latest_chains(correlate(load_events(SAMPLE))).values() if alert.kind is AlertKind.PIVOT_CHAIN]
+    chains = [
+        alert
+        for alert in latest_chains(correlate(load_events(SAMPLE))).values()
+        if alert.kind is AlertKind.PIVOT_CHAIN
+    ]
 
     assert len(chains) == 1
     chain = chains[0]
@@ -113,7 +119,9 @@ def test_sample_incident_order_independent() -> None:
     expected = chain_content(correlate(events))
 
     for seed in range(5):
-        assert chain_content(correlate(shuffled(events, seed), batch_size=7)) == expected, f"seed {seed}"
+        assert chain_content(correlate(shuffled(events, seed), batch_size=7)) == expected, (
+            f"seed {seed}"
+        )
 
 
 def test_chain_ids_stable_across_runs() -> None:
@@ -133,7 +141,11 @@ def test_duplicates_change_nothing() -> None:
 
 
 def test_routine_traffic_alone_makes_no_chain() -> None:
-    events = [event for event in load_events(SAMPLE) if not event.source_ip or event.source_ip.startswith("192.0.2.")]
+    events = [
+        event
+        for event in load_events(SAMPLE)
+        if not event.source_ip or event.source_ip.startswith("192.0.2.")
+    ]
     kinds = [alert.kind for alert in correlate(events)]
 
     assert AlertKind.PIVOT_CHAIN not in kinds
@@ -167,11 +179,15 @@ def scorer(shared_dir: Path) -> ModuleType:
 
 
 def scenario_folders(shared: Path) -> list[Path]:
-    return sorted(path for path in (shared / "scenarios").iterdir() if (path / "expected.json").is_file())
+    return sorted(
+        path for path in (shared / "scenarios").iterdir() if (path / "expected.json").is_file()
+    )
 
 
 @pytest.mark.shared
-def test_shared_scenarios_in_any_order(shared_dir: Path, scorer: ModuleType, tmp_path: Path) -> None:
+def test_shared_scenarios_in_any_order(
+    shared_dir: Path, scorer: ModuleType, tmp_path: Path
+) -> None:
     for folder in scenario_folders(shared_dir):
         events = load_events(folder)
         expected = chain_content(correlate(events))
@@ -179,7 +195,9 @@ def test_shared_scenarios_in_any_order(shared_dir: Path, scorer: ModuleType, tmp
             alerts = correlate(shuffled(events, seed), batch_size=11)
             assert chain_content(alerts) == expected, f"{folder.name}, seed {seed}"
             path = tmp_path / f"{folder.name}-{seed}.jsonl"
-            path.write_bytes(b"".join(orjson.dumps(orjson.loads(_encode(alert))) + b"\n" for alert in alerts))
+            path.write_bytes(
+                b"".join(orjson.dumps(orjson.loads(_encode(alert))) + b"\n" for alert in alerts)
+            )
             wanted, found, false_chains = scorer.score(folder, path)
             assert (found, false_chains) == (wanted, 0), f"{folder.name}, seed {seed}"
 

@@ -20,7 +20,10 @@ def isolated(kafka_bootstrap: str) -> Settings:
     """Settings on the test broker with topics and a consumer group of this test alone."""
     base = load_settings(
         kafka={"bootstrap": kafka_bootstrap},
-        worker={"session_timeout_seconds": SESSION_TIMEOUT_SECONDS, "heartbeat_interval_seconds": 1},
+        worker={
+            "session_timeout_seconds": SESSION_TIMEOUT_SECONDS,
+            "heartbeat_interval_seconds": 1,
+        },
     )
     return isolated_settings(base)
 
@@ -39,5 +42,3 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]
     for worker in started:
         if worker.process.poll() is None:
             worker.stop()
-
-

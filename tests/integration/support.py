@@ -11,16 +11,24 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from pivotwatch.settings import Settings
 from pivotwatch.streams.runner import OffsetWatcher
 
+
 def settings_environment(settings: Settings) -> dict[str, str]:
     """Return the environment that gives a worker process these settings."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("PIVOTWATCH_")}
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("PIVOTWATCH_")
+    }
     environment["PIVOTWATCH_KAFKA__BOOTSTRAP"] = settings.kafka.bootstrap
     environment["PIVOTWATCH_WORKER__APP_ID"] = settings.worker.app_id
-    environment["PIVOTWATCH_WORKER__SESSION_TIMEOUT_SECONDS"] = str(settings.worker.session_timeout_seconds)
-    environment["PIVOTWATCH_WORKER__HEARTBEAT_INTERVAL_SECONDS"] = str(settings.worker.heartbeat_interval_seconds)
+    environment["PIVOTWATCH_WORKER__SESSION_TIMEOUT_SECONDS"] = str(
+        settings.worker.session_timeout_seconds
+    )
+    environment["PIVOTWATCH_WORKER__HEARTBEAT_INTERVAL_SECONDS"] = str(
+        settings.worker.heartbeat_interval_seconds
+    )
     for name, value in settings.topics.model_dump().items():
         if isinstance(value, str):
             environment[f"PIVOTWATCH_TOPICS__{name.upper()}"] = value
@@ -34,7 +42,16 @@ class WorkerProcess:
         self.log = log
         self._file = log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pivotwatch", "--log-level", "INFO", "worker", "--loglevel", "INFO"],
+            [
+                sys.executable,
+                "-m",
+                "pivotwatch",
+                "--log-level",
+                "INFO",
+                "worker",
+                "--loglevel",
+                "INFO",
+            ],
             env=settings_environment(settings),
             stdout=self._file,
             stderr=subprocess.STDOUT,

@@ -19,7 +19,13 @@ from pivotwatch.streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
-SAMPLE_FALCO = Path(__file__).resolve().parents[2] / "pivotwatch" / "samples" / "eks-imds-pivot" / "falco.jsonl"
+SAMPLE_FALCO = (
+    Path(__file__).resolve().parents[2]
+    / "pivotwatch"
+    / "samples"
+    / "eks-imds-pivot"
+    / "falco.jsonl"
+)
 GARBAGE = [b"{not json", b"42", b'["a string"]', b'{"eventVersion": "1.08"}']
 
 
@@ -31,7 +37,9 @@ def read_dead_letters(settings: Settings) -> list[tuple[bytes, dict[str, bytes]]
     consumer = KafkaConsumer(**kafka_client_config(settings.kafka), enable_auto_commit=False)
     try:
         topic = settings.topics.dead_letter
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)

@@ -10,8 +10,8 @@ import pytest
 
 from pivotwatch.connectors.replay import replay
 from pivotwatch.settings import Settings
-from pivotwatch.streams.scenario import isolated_settings, run_scenario, scenario_inputs
 from pivotwatch.streams.runner import read_topic
+from pivotwatch.streams.scenario import isolated_settings, run_scenario, scenario_inputs
 from pivotwatch.streams.topics import ensure_topics
 from tests.integration.support import WorkerProcess, alert_summary, latest_revisions, wait_processed
 
@@ -28,7 +28,11 @@ def reference_alerts(folder: Path, settings: Settings) -> list[bytes]:
 def split_inputs(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     """Return inventory, the first half of the other input files, and the second half."""
     inventory, others = scenario_inputs(folder)
-    files = sorted(path for entry in others for path in ([entry] if entry.is_file() else sorted(entry.rglob("*.json*"))))
+    files = sorted(
+        path
+        for entry in others
+        for path in ([entry] if entry.is_file() else sorted(entry.rglob("*.json*")))
+    )
     half = len(files) // 2
     return inventory, files[:half], files[half:]
 
@@ -66,7 +70,9 @@ def test_worker_killed_mid_scenario(
 
     assert alert_summary(alerts) == expected, restarted.tail()
     assert_revisions_unique(alerts)
-    chains = [alert for alert in latest_revisions(alerts).values() if alert["kind"] == "pivot_chain"]
+    chains = [
+        alert for alert in latest_revisions(alerts).values() if alert["kind"] == "pivot_chain"
+    ]
     assert len(chains) == 1
 
 

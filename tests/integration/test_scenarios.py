@@ -37,9 +37,13 @@ def scorer(shared_dir: Path) -> ModuleType:
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_scenario_scores(name: str, shared_dir: Path, isolated: Settings, scorer: ModuleType, tmp_path: Path) -> None:
+def test_scenario_scores(
+    name: str, shared_dir: Path, isolated: Settings, scorer: ModuleType, tmp_path: Path
+) -> None:
     folder = shared_dir / "scenarios" / name
-    assert sorted(path.name for path in (shared_dir / "scenarios").iterdir() if path.is_dir()) == sorted(SCENARIOS)
+    assert sorted(
+        path.name for path in (shared_dir / "scenarios").iterdir() if path.is_dir()
+    ) == sorted(SCENARIOS)
 
     result = run_with_broker(folder, isolated, embedded=False, timeout=120.0)
     alerts = tmp_path / "alerts.jsonl"

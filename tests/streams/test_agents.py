@@ -48,7 +48,9 @@ def pipeline() -> Iterator[Pipeline]:
 def cloudtrail_record() -> bytes:
     path = next((FIXTURES / "cloudtrail").glob("*.json"))
     document = orjson.loads(path.read_bytes())
-    records = document["Records"] if isinstance(document, dict) and "Records" in document else document
+    records = (
+        document["Records"] if isinstance(document, dict) and "Records" in document else document
+    )
     record = records[0] if isinstance(records, list) else records
     return orjson.dumps(record)
 
@@ -74,7 +76,10 @@ def test_normalize_agent_routes_and_dead_letters(pipeline: Pipeline) -> None:
     assert dead[0]["value"] == b'{"truncated": '
     headers = dict(dead[0]["headers"])
     assert headers["pivotwatch.source.topic"] == b"<internal>"
-    assert b"JSON" in headers["pivotwatch.error.reason"] or b"json" in headers["pivotwatch.error.reason"]
+    assert (
+        b"JSON" in headers["pivotwatch.error.reason"]
+        or b"json" in headers["pivotwatch.error.reason"]
+    )
     assert len(events) == 1
     batch = msgspec.json.decode(events[0]["value"], type=EventBatch)
     assert batch.events[0].event_id == orjson.loads(good)["eventID"]
@@ -82,7 +87,9 @@ def test_normalize_agent_routes_and_dead_letters(pipeline: Pipeline) -> None:
 
 
 def test_correlate_agent_skips_invalid_batches(pipeline: Pipeline) -> None:
-    asyncio.run(run_agent(pipeline, AGENT_CORRELATE, [b"not an event batch", b'{"key": "k", "events": []}']))
+    asyncio.run(
+        run_agent(pipeline, AGENT_CORRELATE, [b"not an event batch", b'{"key": "k", "events": []}'])
+    )
 
     assert pipeline.counts["correlate.invalid"] == 1
     assert pipeline.alerts_topic.sent == []  # type: ignore[attr-defined]
