@@ -198,7 +198,10 @@ class Correlator:
     def _admit(self, event: Event) -> bool:
         if event.kind is EventKind.ASSET:
             return True
-        if self.deduplicator.is_duplicate(f"{event.source}:{event.event_id}", event.time):
+        # The key is part of the id: a cross-account call reaches two keys on purpose.
+        if self.deduplicator.is_duplicate(
+            f"{event.key}:{event.source}:{event.event_id}", event.time
+        ):
             self.counts["duplicate"] += 1
             return False
         mark = (event.key, event.source, _stream_of(event))

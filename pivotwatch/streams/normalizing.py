@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import msgspec
 import orjson
 
 from pivotwatch.correlator.dedup import Deduplicator
@@ -21,6 +22,7 @@ from pivotwatch.schemas.framing import split_message
 from pivotwatch.schemas.normalize import NormalizeContext, normalize_record
 from pivotwatch.settings import Settings
 from pivotwatch.streams.records import DeadLetter, RawMessage
+from pivotwatch.streams.routing import SessionRouter
 
 __all__ = ["NormalizeOutput", "Normalizer"]
 
@@ -35,7 +37,8 @@ class NormalizeOutput:
     """Normalized events by correlation key, in input order."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
-    """Records by outcome: ``normalized``, ``duplicate``, ``skipped``, ``dead_letter``."""
+    """Records by outcome: ``normalized``, ``duplicate``, ``skipped``, ``dead_letter``, and
+    ``routed`` for extra copies sent to the key where a cross-account chain began."""
 
     def add(self, event: Event) -> None:
         self.batches.setdefault(event.key, []).append(event)
@@ -51,6 +54,7 @@ class Normalizer:
         }
         self.context = NormalizeContext.from_settings(correlation)
         self.deduplicator = Deduplicator(correlation.allowed_lateness)
+        self.router = SessionRouter(correlation.window)
 
     def process(self, messages: Sequence[RawMessage]) -> NormalizeOutput:
         output = NormalizeOutput()
@@ -91,6 +95,9 @@ class Normalizer:
             return
         output.add(event)
         output.counts["normalized"] += 1
+        for key in self.router.extra_keys(event):
+            output.add(msgspec.structs.replace(event, key=key))
+            output.counts["routed"] += 1
 
     def _reject(self, message: RawMessage, error: RecordError, output: NormalizeOutput) -> None:
         error.at(message.topic, message.partition, message.offset)
