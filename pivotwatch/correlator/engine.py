@@ -92,7 +92,7 @@ OFF_HOST_DETECTION = Detection(
 
 
 class RuleMatcher(Protocol):
-    """What the correlator needs from a rule engine."""
+    """The interface the correlator needs from a rule engine."""
 
     def match(self, event: Event) -> Sequence[object]: ...
 

@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
-# Inventory is state, not an event in the window: its edges get this time, far in the
-# future, so window expiry never removes them; only the caps do.
+# Inventory is state, not an event in the window. Its edges get this time, far in the
+# future, so window expiry never removes them and only the caps do.
 PERSISTENT = datetime.max.replace(tzinfo=UTC)
 
 
@@ -236,8 +236,8 @@ class Linker:
         if not isinstance(session, str):
             return
         child = identity_node(session)
-        # EKS Pod Identity: the EKS Auth service makes the call; the pod's service account
-        # is the response's subject, so the session belongs to that service account.
+        # EKS Pod Identity: the EKS Auth service makes the call, and the pod's service
+        # account is the response's subject, so the session belongs to that account.
         namespace = dig(response, "subject", "namespace")
         account = dig(response, "subject", "serviceAccount")
         if isinstance(namespace, str) and isinstance(account, str):

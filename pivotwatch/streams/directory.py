@@ -5,7 +5,7 @@ EC2 or GCE instance in the inventory. Inventory records reach the raw inventory 
 any partition, and a worker's consumer group owns only some of them, but every worker
 must know every host. So each worker also reads the whole inventory topic, outside the
 consumer group, from the beginning and then as records arrive, and teaches the
-normalizer's context each host it sees.
+normalizer's context each host it reads.
 
 NOTE: faust-streaming's GlobalTable is the library's tool for this. With faust-streaming
 0.15 a worker that restarted with a non-empty GlobalTable stopped delivering raw records

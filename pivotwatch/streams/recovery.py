@@ -43,7 +43,7 @@ _batch_decoder = msgspec.json.Decoder(EventBatch)
 
 @dataclass
 class RecoveryResult:
-    """What one recovery read."""
+    """Counts of the records one recovery read."""
 
     partitions: int = 0
     event_batches: int = 0
