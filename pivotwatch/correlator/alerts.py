@@ -136,11 +136,33 @@ def chain_alert(account: str, chain: ChainView, revision: int) -> Alert:
         rules=list(
             dict.fromkeys(rule for detection in detections if detection for rule in detection.rules)
         ),
-        details={
-            "off_host_use": str(chain.off_host).lower(),
-            "derived_identities": str(chain.derived).lower(),
-        },
+        details=_chain_details(chain),
     )
+
+
+# CloudTrail ``sessionContext.ec2RoleDelivery`` values and what they mean.
+_ROLE_DELIVERY = {"1.0": "IMDSv1", "2.0": "IMDSv2"}
+
+
+def _chain_details(chain: ChainView) -> dict[str, str]:
+    """Return the chain's facts for responders: off-host use, derived identities, IMDS version."""
+    details = {
+        "off_host_use": str(chain.off_host).lower(),
+        "derived_identities": str(chain.derived).lower(),
+    }
+    deliveries = sorted(
+        {
+            _ROLE_DELIVERY.get(delivery, delivery)
+            for activity in chain.activities
+            if activity.event.principal is not None
+            and (delivery := activity.event.principal.credential_delivery)
+        }
+    )
+    if deliveries:
+        # IMDSv1 needs no session token, so a pod can read the node's credentials with
+        # one plain request; IMDSv2 with a hop limit of 1 keeps them from pods.
+        details["instance_credential_delivery"] = ", ".join(deliveries)
+    return details
 
 
 def single_stage_alert(account: str, event: Event, detection: Detection, actor: str) -> Alert:

@@ -219,3 +219,14 @@ def test_off_host_use_without_runtime_signal_is_single_stage() -> None:
     assert off_host[0].severity == "high"
     assert off_host[0].kind is AlertKind.SINGLE_STAGE
     assert off_host[0].identities[0].endswith("/i-04c9e2b7a1f3d8650")
+
+
+def test_chain_names_imds_version() -> None:
+    chains = [
+        alert
+        for alert in latest_chains(correlate(load_events(SAMPLE))).values()
+        if alert.kind is AlertKind.PIVOT_CHAIN
+    ]
+
+    assert chains[0].details["instance_credential_delivery"] == "IMDSv1"
+    assert chains[0].details["off_host_use"] == "true"
