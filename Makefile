@@ -78,12 +78,25 @@ lint: install ## Check style with ruff (lint and format)
 typecheck: install ## Type-check the package with mypy (strict)
 	$(VENV)/bin/mypy
 
-bench: install ## Run every benchmarks/bench_*.py
+# bench: Apache Kafka runs for the length of the benchmarks when Java and Maven are
+# installed; otherwise bench_pipeline.py starts the embedded broker itself.
+bench: install ## Run every benchmarks/bench_*.py (on Apache Kafka when java and mvn exist)
 	@shopt -s nullglob
 	scripts=(benchmarks/bench_*.py)
 	if (( $${#scripts[@]} == 0 )); then
 		echo "no benchmarks/bench_*.py found: nothing to run"
 		exit 0
+	fi
+	if command -v java >/dev/null && command -v mvn >/dev/null; then
+		free_port() { $(VENV_PYTHON) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+		export KAFKA_PORT="$$(free_port)" KAFKA_CONTROLLER_PORT="$$(free_port)" KAFKA_PYTHON=$(VENV_PYTHON)
+		trap 'scripts/kafka/stop.sh || true' EXIT
+		trap 'exit 130' INT TERM
+		echo "starting Apache Kafka on 127.0.0.1:$$KAFKA_PORT"
+		scripts/kafka/start.sh >/dev/null
+		export PIVOTWATCH_BENCH_BOOTSTRAP="127.0.0.1:$$KAFKA_PORT"
+	else
+		echo "java or mvn not found: the pipeline benchmark uses the embedded broker"
 	fi
 	for script in "$${scripts[@]}"; do
 		echo "== $$script"

@@ -48,8 +48,8 @@ EMBEDDED_HEARTBEAT_INTERVAL = 1.0
 
 _DEFAULT_LOAD = GeneratorConfig()
 
-SOAK_EVENT_RATE = 4.0
-"""Records per event-time second in the soak: 24 h of event time every 345,600 records."""
+SOAK_EVENT_RATE = 1.0
+"""Records per event-time second in the soak: 24 h of event time every 86,400 records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +62,11 @@ class BenchOptions:
     accounts: int = _DEFAULT_LOAD.accounts
     chains_per_100k: float = _DEFAULT_LOAD.chains_per_100k
     load_fraction: float = 0.2
-    latency_seconds: float = 20.0
+    latency_seconds: float = 10.0
     scaling: bool = True
     kafka: bool = True
     core: bool = True
-    core_records: int = 60_000
+    core_records: int = 40_000
     soak_seconds: float = 30.0
     timeout: float = 600.0
 

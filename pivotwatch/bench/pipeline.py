@@ -212,6 +212,7 @@ async def measure_latency(
     generator = LoadGenerator(config)
     inventory = generator.inventory()
     count = int(rate * seconds)
+    ensure_topics(settings)
     pipeline = Pipeline(settings)
     watcher = OffsetWatcher(settings)
     raw_topics = list(settings.topics.raw_topics().values())
