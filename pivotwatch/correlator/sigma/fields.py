@@ -17,11 +17,12 @@ the top level is looked up again under ``output_fields``, so a rule may write
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["FieldPath", "RecordView", "to_text"]
+__all__ = ["FieldPath", "RecordView", "field_path", "to_text"]
 
 
 _ABSENT: list[Any] = []
@@ -49,9 +50,15 @@ class FieldPath:
 
         ``roots`` names top-level objects to search when the field is absent at the top.
         """
-        values = self._resolve_in(record)
-        if values is not _ABSENT:
-            return values
+        if self._single:
+            # Fast path for the most common name shape: one key at the top of the record.
+            value = record.get(self.name, _ABSENT)
+            if value is not _ABSENT:
+                return _leaf_values(value)
+        else:
+            values = self._resolve_in(record)
+            if values is not _ABSENT:
+                return values
         for root in roots:
             nested = record.get(root)
             if isinstance(nested, dict):
@@ -63,14 +70,8 @@ class FieldPath:
     def _resolve_in(self, node: Mapping[str, Any]) -> list[Any]:
         """Return the field's values under one object, or `_ABSENT`."""
         if self._single:
-            if self.name not in node:
-                return _ABSENT
-            value = node[self.name]
-            if isinstance(value, list):
-                out: list[Any] = []
-                _append_leaf(value, out)
-                return out
-            return [value]
+            value = node.get(self.name, _ABSENT)
+            return _ABSENT if value is _ABSENT else _leaf_values(value)
 
         values = self._resolve_plain(node)
         if values is _NEED_FULL_WALK:
@@ -126,6 +127,24 @@ class FieldPath:
             if key in node and self._collect(node[key], end, out):
                 return True
         return False
+
+
+@functools.lru_cache(maxsize=8192)
+def field_path(name: str) -> FieldPath:
+    """Return the shared `FieldPath` for a name.
+
+    Rules that test the same field share one object, so a rule set of thousands of rules
+    keeps few of them in memory and the per-record caches look up one key object.
+    """
+    return FieldPath(name)
+
+
+def _leaf_values(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        out: list[Any] = []
+        _append_leaf(value, out)
+        return out
+    return [value]
 
 
 def _append_leaf(value: Any, out: list[Any]) -> None:
@@ -191,12 +210,20 @@ class RecordView:
         """Return the field's values as lower-cased text, for case-insensitive matching."""
         cached = self._folded.get(path.name)
         if cached is None:
-            values = self._values.get(path.name)
-            if values is None:
-                values = self._values[path.name] = path.resolve(self.record, self.roots)
-            cached = [value.lower() if isinstance(value, str) else _fold(value) for value in values]
-            self._folded[path.name] = cached
+            cached = self._fold_values(path)
         return cached
+
+    def _fold_values(self, path: FieldPath) -> list[str | None]:
+        values = self._values.get(path.name)
+        if values is None:
+            values = self._values[path.name] = path.resolve(self.record, self.roots)
+        if len(values) == 1:
+            value = values[0]
+            folded = [value.lower() if type(value) is str else _fold(value)]
+        else:
+            folded = [_fold(value) for value in values]
+        self._folded[path.name] = folded
+        return folded
 
     def keyword_texts(self) -> list[str]:
         """Return every scalar value in the record as lower-cased text, for keyword rules."""

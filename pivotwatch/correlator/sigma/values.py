@@ -49,7 +49,7 @@ from sigma.types import (
     SpecialChars,
 )
 
-from pivotwatch.correlator.sigma.fields import FieldPath, RecordView
+from pivotwatch.correlator.sigma.fields import RecordView, field_path
 from pivotwatch.errors import RuleError
 
 __all__ = ["Matcher", "TextTest", "compile_field_value", "compile_keyword", "plain_string"]
@@ -78,32 +78,34 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def compile_field_value(field: str, value: SigmaType) -> Matcher:
-    """Compile ``field: value`` into a record test; raise `RuleError` if it cannot be evaluated."""
-    path = FieldPath(field)
+    """Compile ``field: value`` into a record test; raise `RuleError` if it cannot be evaluated.
 
+    Equal leaves of different rules (``errorCode|exists: true`` in hundreds of rules)
+    compile to one shared test, which keeps a large rule set compact in memory.
+    """
     if isinstance(value, SigmaExpansion):
         alternatives = tuple(compile_field_value(field, item) for item in value.values)
         return lambda view: any(test(view) for test in alternatives)
     if isinstance(value, SigmaString):
-        return _compile_string_field(path, value)
+        return _compile_string_field(field, value)
     if isinstance(value, SigmaTimestampPart):
         raise RuleError(f"the timestamp modifier on field {field!r} is not supported")
     if isinstance(value, SigmaNumber):
-        return _compile_number_field(path, value.number)
+        return _number_field_test(field, value.number)
     if isinstance(value, SigmaBool):
-        return _compile_bool_field(path, value.boolean)
+        return _bool_field_test(field, value.boolean)
     if isinstance(value, SigmaNull):
-        return lambda view: all(item is None for item in view.values(path))
+        return _null_field_test(field)
     if isinstance(value, SigmaExists):
-        return _compile_exists_field(path, value.exists)
+        return _exists_field_test(field, value.exists)
     if isinstance(value, SigmaRegularExpression):
-        return _compile_regex_field(path, value)
+        return _compile_regex_field(field, value)
     if isinstance(value, SigmaCIDRExpression):
-        return _compile_cidr_field(path, value.network)
+        return _cidr_field_test(field, value.network)
     if isinstance(value, SigmaCompareExpression):
-        return _compile_compare_field(path, value)
+        return _compare_field_test(field, value.op, value.number.number)
     if isinstance(value, SigmaFieldReference):
-        return _compile_fieldref(path, value)
+        return _fieldref_test(field, value.field, value.starts_with, value.ends_with)
     raise RuleError(f"value {value!r} of field {field!r} has a type the engine cannot evaluate")
 
 
@@ -146,7 +148,10 @@ def compile_text_test(value: SigmaString, *, cased: bool) -> TextTest:
     Without ``cased`` the test expects lower-cased text. Common shapes (exact, prefix,
     suffix, substring) use string methods; other wildcard patterns compile to a regex.
     """
-    parts = _string_parts(value, cased=cased)
+    return _compile_parts(_string_parts(value, cased=cased))
+
+
+def _compile_parts(parts: list[str | SpecialChars]) -> TextTest:
     literal = [part for part in parts if isinstance(part, str)]
     multi = SpecialChars.WILDCARD_MULTI
 
@@ -196,16 +201,32 @@ def _wildcard_regex(parts: list[str | SpecialChars]) -> str:
     return "".join(pieces)
 
 
-def _compile_string_field(path: FieldPath, value: SigmaString) -> Matcher:
+# The leaf builders below are cached on their hashable arguments so that equal leaves are
+# shared. A test keeps no state, so sharing it between rules and rule sets is safe, and
+# an entry dropped from a full cache only costs that sharing.
+_LEAF_CACHE_SIZE = 16384
+
+
+def _compile_string_field(field: str, value: SigmaString) -> Matcher:
     cased = isinstance(value, SigmaCasedString)
     exact = plain_string(value)
     if exact is not None:
-        # The most common leaf (eventName: X): one list membership test, no closure per value.
-        target = exact.lower()
-        return lambda view: target in view.folded(path)
+        return _exact_field_test(field, exact.lower())
+    return _text_field_test(field, tuple(_string_parts(value, cased=cased)), cased)
 
-    test = compile_text_test(value, cased=cased)
-    read = view_texts if cased else view_folded
+
+@functools.lru_cache(maxsize=_LEAF_CACHE_SIZE)
+def _exact_field_test(field: str, target: str) -> Matcher:
+    # The most common leaf (eventName: X): one list membership test, no closure per value.
+    path = field_path(field)
+    return lambda view: target in view.folded(path)
+
+
+@functools.lru_cache(maxsize=_LEAF_CACHE_SIZE)
+def _text_field_test(field: str, parts: tuple[str | SpecialChars, ...], cased: bool) -> Matcher:
+    path = field_path(field)
+    test = _compile_parts(list(parts))
+    read = RecordView.texts if cased else RecordView.folded
 
     def match_text(view: RecordView) -> bool:
         for text in read(view, path):  # noqa: SIM110 (a loop is faster than any() here)
@@ -216,19 +237,22 @@ def _compile_string_field(path: FieldPath, value: SigmaString) -> Matcher:
     return match_text
 
 
-def view_texts(view: RecordView, path: FieldPath) -> list[str | None]:
-    return view.texts(path)
+@functools.lru_cache(maxsize=_LEAF_CACHE_SIZE)
+def _number_field_test(field: str, number: float) -> Matcher:
+    path = field_path(field)
+
+    def match_number(view: RecordView) -> bool:
+        for item in view.values(path):  # noqa: SIM110
+            if _as_number(item) == number:
+                return True
+        return False
+
+    return match_number
 
 
-def view_folded(view: RecordView, path: FieldPath) -> list[str | None]:
-    return view.folded(path)
-
-
-def _compile_number_field(path: FieldPath, number: float) -> Matcher:
-    return lambda view: any(_as_number(item) == number for item in view.values(path))
-
-
-def _compile_bool_field(path: FieldPath, expected: bool) -> Matcher:
+@functools.lru_cache(maxsize=_LEAF_CACHE_SIZE)
+def _bool_field_test(field: str, expected: bool) -> Matcher:
+    path = field_path(field)
     spelled = "true" if expected else "false"
 
     def test(item: Any) -> bool:
@@ -239,29 +263,72 @@ def _compile_bool_field(path: FieldPath, expected: bool) -> Matcher:
     return lambda view: any(test(item) for item in view.values(path))
 
 
-def _compile_exists_field(path: FieldPath, expected: bool) -> Matcher:
-    return lambda view: any(item is not None for item in view.values(path)) is expected
+@functools.lru_cache(maxsize=_LEAF_CACHE_SIZE)
+def _null_field_test(field: str) -> Matcher:
+    path = field_path(field)
+
+    def match_null(view: RecordView) -> bool:
+        for item in view.values(path):  # noqa: SIM110
+            if item is not None:
+                return False
+        return True
+
+    return match_null
 
 
-def _compile_regex_field(path: FieldPath, value: SigmaRegularExpression) -> Matcher:
+@functools.lru_cache(maxsize=_LEAF_CACHE_SIZE)
+def _exists_field_test(field: str, expected: bool) -> Matcher:
+    path = field_path(field)
+
+    def match_exists(view: RecordView) -> bool:
+        for item in view.values(path):
+            if item is not None:
+                return expected
+        return not expected
+
+    return match_exists
+
+
+def _compile_regex_field(field: str, value: SigmaRegularExpression) -> Matcher:
     flags = 0
     for flag in value.flags:
         flags |= _REGEX_FLAGS[flag]
     if value.regexp.contains_placeholder():
         raise RuleError(f"placeholder in regular expression {str(value.regexp)!r} is not supported")
-    pattern = re.compile(str(value.regexp), flags)
-    return lambda view: any(
-        text is not None and pattern.search(text) is not None for text in view.texts(path)
-    )
+    return _regex_field_test(field, str(value.regexp), flags)
 
 
-def _compile_cidr_field(path: FieldPath, network: IpNetwork) -> Matcher:
-    return lambda view: any(_in_network(item, network) for item in view.values(path))
+@functools.lru_cache(maxsize=_LEAF_CACHE_SIZE)
+def _regex_field_test(field: str, regexp: str, flags: int) -> Matcher:
+    path = field_path(field)
+    pattern = re.compile(regexp, flags)
+
+    def match_regex(view: RecordView) -> bool:
+        for text in view.texts(path):
+            if text is not None and pattern.search(text) is not None:
+                return True
+        return False
+
+    return match_regex
 
 
-def _compile_compare_field(path: FieldPath, value: SigmaCompareExpression) -> Matcher:
-    compare = _COMPARE[value.op]
-    bound = value.number.number
+@functools.lru_cache(maxsize=_LEAF_CACHE_SIZE)
+def _cidr_field_test(field: str, network: IpNetwork) -> Matcher:
+    path = field_path(field)
+
+    def match_cidr(view: RecordView) -> bool:
+        for item in view.values(path):  # noqa: SIM110
+            if _in_network(item, network):
+                return True
+        return False
+
+    return match_cidr
+
+
+@functools.lru_cache(maxsize=_LEAF_CACHE_SIZE)
+def _compare_field_test(field: str, op: CompareOperators, bound: float) -> Matcher:
+    path = field_path(field)
+    compare = _COMPARE[op]
 
     def test(item: Any) -> bool:
         number = _as_number(item)
@@ -270,9 +337,10 @@ def _compile_compare_field(path: FieldPath, value: SigmaCompareExpression) -> Ma
     return lambda view: any(test(item) for item in view.values(path))
 
 
-def _compile_fieldref(path: FieldPath, value: SigmaFieldReference) -> Matcher:
-    other = FieldPath(value.field)
-    starts, ends = value.starts_with, value.ends_with
+@functools.lru_cache(maxsize=_LEAF_CACHE_SIZE)
+def _fieldref_test(field: str, other_field: str, starts: bool, ends: bool) -> Matcher:
+    path = field_path(field)
+    other = field_path(other_field)
 
     def related(text: str, reference: str) -> bool:
         if starts and ends:
