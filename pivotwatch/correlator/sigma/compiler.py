@@ -21,6 +21,20 @@ from sigma.conditions import (
 )
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
+from sigma.types import (
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaString,
+    SigmaType,
+)
 
 from pivotwatch.correlator.sigma.fields import RecordView
 from pivotwatch.correlator.sigma.values import (
@@ -31,7 +45,14 @@ from pivotwatch.correlator.sigma.values import (
 )
 from pivotwatch.errors import RuleError
 
-__all__ = ["ConditionNode", "compile_rule", "parse_condition", "required_values"]
+__all__ = [
+    "ConditionNode",
+    "compile_residual",
+    "compile_rule",
+    "estimate_cost",
+    "parse_condition",
+    "required_values",
+]
 
 ConditionNode = ConditionItem | ConditionFieldEqualsValueExpression | ConditionValueExpression
 """A node of pySigma's resolved condition tree."""
@@ -60,11 +81,16 @@ def parse_condition(rule: SigmaRule) -> ConditionNode:
 
 
 def compile_rule(tree: ConditionNode) -> Matcher:
-    """Compile a condition tree into a test on one record."""
+    """Compile a condition tree into a test on one record.
+
+    Nested ANDs and ORs are flattened, and the operands of an AND or OR are tested in
+    order of estimated cost, cheapest first. The order changes no result because the
+    tests are pure.
+    """
     if isinstance(tree, ConditionAND):
-        return _compile_and(_compile_args(tree.args))
+        return _compile_and(_compile_args(_flatten(tree, ConditionAND)))
     if isinstance(tree, ConditionOR):
-        return _compile_or(_compile_args(tree.args))
+        return _compile_or(_compile_args(_flatten(tree, ConditionOR)))
     if isinstance(tree, ConditionNOT):
         negated = compile_rule(_single_arg(tree))
         return lambda view: not negated(view)
@@ -75,11 +101,91 @@ def compile_rule(tree: ConditionNode) -> Matcher:
     raise RuleError(f"condition element {type(tree).__name__} is not supported")
 
 
-def _compile_args(args: Sequence[ConditionNode | None]) -> tuple[Matcher, ...]:
-    compiled = [compile_rule(arg) for arg in args if arg is not None]
-    if not compiled:
+def compile_residual(tree: ConditionNode, field: str, value: str) -> Matcher:
+    """Compile the tree without its top-level AND operands that test ``field: value`` exactly.
+
+    The rule index evaluates a rule filed under the single value ``value`` of ``field``
+    only for records whose ``field`` contains it, so such an operand is true for every record
+    the result is called on. ``value`` is lower-cased, as in `required_values`. The result
+    must not be used on records that the index did not select.
+    """
+    operands = _flatten(tree, ConditionAND) if isinstance(tree, ConditionAND) else [tree]
+    kept = [operand for operand in operands if not _tests_exact(operand, field, value)]
+    if not kept:
+        return _match_every
+    return _compile_and(_compile_args(kept))
+
+
+def _tests_exact(node: ConditionNode, field: str, value: str) -> bool:
+    if not isinstance(node, ConditionFieldEqualsValueExpression) or node.field != field:
+        return False
+    text = plain_string(node.value)
+    return text is not None and text.lower() == value
+
+
+def _match_every(view: RecordView) -> bool:
+    return True
+
+
+def _flatten(tree: ConditionAND | ConditionOR, kind: type[ConditionItem]) -> list[ConditionNode]:
+    """Return the operands of an AND (or OR), with those of nested ANDs (or ORs) lifted up."""
+    operands: list[ConditionNode] = []
+    for arg in tree.args:
+        if arg is None:
+            continue
+        if type(arg) is kind:
+            operands.extend(_flatten(arg, kind))  # type: ignore[arg-type]
+        else:
+            operands.append(arg)
+    return operands
+
+
+def _compile_args(args: Sequence[ConditionNode]) -> tuple[Matcher, ...]:
+    if not args:
         raise RuleError("an AND or OR in the condition has no operands")
-    return tuple(compiled)
+    ordered = sorted(args, key=estimate_cost)
+    return tuple(compile_rule(arg) for arg in ordered)
+
+
+_LEAF_COSTS: dict[type[SigmaType], int] = {
+    SigmaNull: 1,
+    SigmaExists: 1,
+    SigmaBool: 2,
+    SigmaNumber: 2,
+    SigmaString: 2,
+    SigmaCasedString: 3,
+    SigmaCompareExpression: 3,
+    SigmaFieldReference: 4,
+    SigmaCIDRExpression: 6,
+    SigmaRegularExpression: 8,
+}
+"""Rough relative cost of testing one field value of each type, for ordering operands."""
+
+_KEYWORD_COST = 50
+"""A keyword is searched in every value of the record, far more than any field test."""
+
+
+def estimate_cost(node: ConditionNode) -> int:
+    """Return a rough relative cost of evaluating a condition node on one record.
+
+    An exact string costs less than a wildcard one, and regular expressions, networks
+    and keywords cost the most. The figures only order the operands of an AND or OR.
+    """
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        return _value_cost(node.value)
+    if isinstance(node, ConditionValueExpression):
+        return _KEYWORD_COST
+    if isinstance(node, ConditionAND | ConditionOR | ConditionNOT):
+        return sum(estimate_cost(arg) for arg in node.args if arg is not None)
+    return _KEYWORD_COST
+
+
+def _value_cost(value: SigmaType) -> int:
+    if isinstance(value, SigmaExpansion):
+        return sum(_value_cost(item) for item in value.values)
+    if type(value) is SigmaString and plain_string(value) is None:
+        return _LEAF_COSTS[SigmaString] + 1
+    return _LEAF_COSTS.get(type(value), _LEAF_COSTS[SigmaRegularExpression])
 
 
 def _single_arg(tree: ConditionNOT) -> ConditionNode:

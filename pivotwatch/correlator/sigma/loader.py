@@ -30,7 +30,9 @@ from sigma.rule import SigmaLogSource, SigmaRule
 
 from pivotwatch.correlator.sigma.attack import parse_attack_tags
 from pivotwatch.correlator.sigma.compiler import (
+    ConditionNode,
     RequiredValues,
+    compile_residual,
     compile_rule,
     parse_condition,
     required_values,
@@ -46,6 +48,7 @@ __all__ = [
     "CompiledRule",
     "LoadReport",
     "bundled_rules_dir",
+    "index_field",
     "load_rule_files",
     "load_rule_text",
     "resolve_logsource",
@@ -85,6 +88,8 @@ class CompiledRule:
     matcher: Matcher
     required: RequiredValues
     """Exact lower-cased values of the index fields that every match needs."""
+    indexed_matcher: Matcher
+    """`matcher` for records the rule index selected for this rule; see `compile_residual`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +199,8 @@ def _compile(item: object, path: str | None) -> CompiledRule:
     source = resolve_logsource(item.logsource)
     tree = parse_condition(item)
     attack = parse_attack_tags(str(tag) for tag in item.tags)
+    required = required_values(tree, frozenset(INDEX_FIELDS.get(source, ())))
+    matcher = compile_rule(tree)
     return CompiledRule(
         rule_id=str(item.id),
         title=item.title,
@@ -202,9 +209,29 @@ def _compile(item: object, path: str | None) -> CompiledRule:
         path=path,
         techniques=attack.techniques,
         tactics=attack.tactics,
-        matcher=compile_rule(tree),
-        required=required_values(tree, frozenset(INDEX_FIELDS.get(source, ()))),
+        matcher=matcher,
+        required=required,
+        indexed_matcher=_compile_indexed(tree, source, required) or matcher,
     )
+
+
+def index_field(source: Source, required: RequiredValues) -> str | None:
+    """Return the index field a rule is filed under: the first of the source's with values."""
+    for field in INDEX_FIELDS.get(source, ()):
+        if required.get(field):
+            return field
+    return None
+
+
+def _compile_indexed(
+    tree: ConditionNode, source: Source, required: RequiredValues
+) -> Matcher | None:
+    """Compile the rule without the index test it passed, or return ``None`` if none is known."""
+    field = index_field(source, required)
+    if field is None or len(required[field]) != 1:
+        return None
+    (value,) = required[field]
+    return compile_residual(tree, field, value)
 
 
 def _expand_paths(paths: Iterable[Path], rejected: list[RuleError]) -> Iterator[Path]:

@@ -10,7 +10,9 @@ rule) and with the fallback list, not with the whole rule set.
 
 CloudTrail rules are filed by ``eventName`` rather than the pair ``eventSource`` and
 ``eventName``: an event name belongs to one service in practice, so the pair selects the
-same rules, and a rule's ``eventSource`` test still runs after the look-up.
+same rules, and a rule's ``eventSource`` test still runs after the look-up. A rule filed
+under a single value skips its test of that value when evaluated from its bucket (see
+`CompiledRule.indexed_matcher`).
 """
 
 from __future__ import annotations
@@ -18,20 +20,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
-from pivotwatch.correlator.sigma.fields import FieldPath, RecordView
+from pivotwatch.correlator.sigma.fields import RecordView, field_path
 from pivotwatch.correlator.sigma.loader import (
     FIELD_ROOTS,
     INDEX_FIELDS,
     CompiledRule,
     LoadReport,
     bundled_rules_dir,
+    index_field,
     load_rule_files,
     load_rule_text,
 )
+from pivotwatch.correlator.sigma.values import Matcher
 from pivotwatch.errors import RuleError
 from pivotwatch.schemas.event import Event, Source
 
@@ -55,43 +59,69 @@ class RuleMatch(msgspec.Struct, frozen=True, kw_only=True):
     path: str | None
 
 
+class _Entry(NamedTuple):
+    """One rule as the index returns it: position in load order, test and prepared match."""
+
+    ordinal: int
+    test: Matcher
+    match: RuleMatch
+    rule: CompiledRule
+
+
 class _SourceIndex:
-    """The rules of one source, filed by the exact values their conditions require."""
+    """The rules of one source, filed by the exact values their conditions require.
 
-    def __init__(self, source: Source) -> None:
-        self.paths = tuple(FieldPath(name) for name in INDEX_FIELDS.get(source, ()))
+    Each bucket list already contains the fallback rules merged in load order, so a record
+    that hits one bucket, the common case, costs one dictionary look-up and no sort.
+    Bucket entries carry the rule's `CompiledRule.indexed_matcher`, fallback entries its
+    full matcher.
+    """
+
+    def __init__(self, source: Source, rules: Iterable[tuple[int, CompiledRule]]) -> None:
+        self.paths = tuple(field_path(name) for name in INDEX_FIELDS.get(source, ()))
         self.roots = FIELD_ROOTS.get(source, ())
-        self.buckets: dict[str, dict[str, list[tuple[int, CompiledRule]]]] = {
-            path.name: {} for path in self.paths
-        }
-        self.fallback: list[tuple[int, CompiledRule]] = []
-
-    def add(self, ordinal: int, rule: CompiledRule) -> None:
-        for path in self.paths:
-            values = rule.required.get(path.name)
-            if values:
-                bucket = self.buckets[path.name]
-                for value in values:
-                    bucket.setdefault(value, []).append((ordinal, rule))
-                return
-        self.fallback.append((ordinal, rule))
-
-    def candidates(self, view: RecordView) -> list[tuple[int, CompiledRule]]:
-        """Return the rules that can match the record, in load order."""
-        found = list(self.fallback)
-        for path in self.paths:
-            bucket = self.buckets[path.name]
-            if not bucket:
+        buckets: dict[str, dict[str, list[_Entry]]] = {path.name: {} for path in self.paths}
+        fallback: list[_Entry] = []
+        for ordinal, rule in rules:
+            field = index_field(source, rule.required)
+            if field is None:
+                fallback.append(_Entry(ordinal, rule.matcher, _to_match(rule), rule))
                 continue
-            for value in set(view.folded(path)):
-                if value is not None:
-                    found.extend(bucket.get(value, ()))
-        found.sort(key=_ordinal)
-        return found
+            entry = _Entry(ordinal, rule.indexed_matcher, _to_match(rule), rule)
+            for value in rule.required[field]:
+                buckets[field].setdefault(value, []).append(entry)
+
+        self.fallback = tuple(fallback)
+        self.buckets = {
+            name: {value: _merge([entries, fallback]) for value, entries in bucket.items()}
+            for name, bucket in buckets.items()
+            if bucket
+        }
+        self.bucket_paths = tuple(path for path in self.paths if path.name in self.buckets)
+
+    def candidates(self, view: RecordView) -> tuple[_Entry, ...]:
+        """Return the rules that can match the record, in load order."""
+        hits: list[tuple[_Entry, ...]] = []
+        for path in self.bucket_paths:
+            bucket = self.buckets[path.name]
+            for value in view.folded(path):
+                if value is None:
+                    continue
+                entries = bucket.get(value)
+                if entries is not None:
+                    hits.append(entries)
+
+        if not hits:
+            return self.fallback
+        if len(hits) == 1:
+            return hits[0]
+        return _merge(hits)  # several values or index fields hit: drop repeats, restore order
 
 
-def _ordinal(entry: tuple[int, CompiledRule]) -> int:
-    return entry[0]
+def _merge(lists: Iterable[Iterable[_Entry]]) -> tuple[_Entry, ...]:
+    """Return the entries of several lists once each, in load order."""
+    unique = {entry.ordinal: entry for entries in lists for entry in entries}
+    return tuple(unique[ordinal] for ordinal in sorted(unique))
 
 
 class RuleSet:
@@ -104,12 +134,10 @@ class RuleSet:
         self._rules = tuple(rules)
         self.rejected = tuple(rejected)
         """Rules skipped by ``load(..., skip_invalid=True)``."""
-        self._indexes: dict[Source, _SourceIndex] = {}
+        by_source: dict[Source, list[tuple[int, CompiledRule]]] = {}
         for ordinal, rule in enumerate(self._rules):
-            index = self._indexes.get(rule.source)
-            if index is None:
-                index = self._indexes[rule.source] = _SourceIndex(rule.source)
-            index.add(ordinal, rule)
+            by_source.setdefault(rule.source, []).append((ordinal, rule))
+        self._indexes = {source: _SourceIndex(source, rules) for source, rules in by_source.items()}
 
     @classmethod
     def load(
@@ -161,7 +189,7 @@ class RuleSet:
         index = self._indexes.get(source)
         if index is None:
             return []
-        return [rule for _, rule in index.candidates(RecordView(record, index.roots))]
+        return [entry.rule for entry in index.candidates(RecordView(record, index.roots))]
 
     def match(self, event: Event) -> list[RuleMatch]:
         """Return the rules that match a normalized event, evaluated on its original record."""
@@ -173,7 +201,7 @@ class RuleSet:
         if index is None:
             return []
         view = RecordView(record, index.roots)
-        return [_to_match(rule) for _, rule in index.candidates(view) if rule.matcher(view)]
+        return [entry.match for entry in index.candidates(view) if entry.test(view)]
 
 
 def _to_match(rule: CompiledRule) -> RuleMatch:
