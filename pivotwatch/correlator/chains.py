@@ -26,7 +26,7 @@ from pivotwatch.correlator.detections import LEVEL_RANK, TACTIC_ORDER
 from pivotwatch.correlator.graph import Relation
 from pivotwatch.correlator.state import CREDENTIAL_ACCESS, Activity, KeyState, Signal
 
-__all__ = ["ChainView", "build_chain"]
+__all__ = ["ChainView", "build_chain", "evaluate_chain"]
 
 # Falco's clock and the cloud provider's are independent; allow this much disagreement.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -95,13 +95,28 @@ def _is_off_host(state: KeyState, visit: _Visit, activity: Activity) -> bool:
 
 def build_chain(state: KeyState, workload: str) -> ChainView | None:
     """Return the workload's chain, or None when no cloud call joins its signals."""
+    return evaluate_chain(state, workload)[0]
+
+
+def evaluate_chain(state: KeyState, workload: str) -> tuple[ChainView | None, frozenset[str]]:
+    """Return the workload's chain (or None) and the graph nodes it was computed from.
+
+    The nodes (the workload, its hosts and service accounts, every identity reached)
+    tell the caller which later changes can change this chain.
+    """
     signals = sorted(state.signals.get(workload, ()), key=lambda signal: signal.event.time)
     if not signals:
-        return None
+        return None, frozenset((workload,))
     start = signals[0].event.time - CLOCK_SKEW
     credential_access_at = _first_credential_access(signals)
     chain = ChainView(workload=workload, signals=signals)
-    for visit in _reachable_identities(state, workload):
+    visits = _reachable_identities(state, workload)
+    footprint = frozenset(
+        [workload, *state.graph.targets(workload, Relation.RUNS_ON)]
+        + state.graph.targets(workload, Relation.USES_ACCOUNT)
+        + [visit.node for visit in visits]
+    )
+    for visit in visits:
         for activity in state.activities.get(visit.node, ()):
             if activity.event.time < start:
                 continue
@@ -111,9 +126,9 @@ def build_chain(state: KeyState, workload: str) -> ChainView | None:
                 chain.off_host = chain.off_host or off_host
                 chain.derived = chain.derived or visit.tainted
     if not chain.activities:
-        return None
+        return None, footprint
     chain.activities.sort(key=lambda activity: (activity.event.time, activity.event.event_id))
-    return chain
+    return chain, footprint
 
 
 def _first_credential_access(signals: list[Signal]) -> datetime | None:

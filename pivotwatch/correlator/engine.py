@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from msgspec import structs
 
 from pivotwatch.correlator.alerts import chain_alert, single_stage_alert, stable_id
-from pivotwatch.correlator.chains import build_chain
+from pivotwatch.correlator.chains import evaluate_chain
 from pivotwatch.correlator.dedup import Deduplicator
 from pivotwatch.correlator.detections import Detection, detection_from_falco_tags, merge_detections
 from pivotwatch.correlator.exposure import ExposureTracker, exposure_alert
@@ -91,6 +91,10 @@ OFF_HOST_DETECTION = Detection(
 )
 
 
+# Published chains kept before the first scan for expired ones.
+MIN_PUBLISHED_SCAN = 1024
+
+
 class RuleMatcher(Protocol):
     """The interface the correlator needs from a rule engine."""
 
@@ -109,6 +113,7 @@ class Correlator:
         self.watermarks: dict[tuple[str, Source, str], datetime] = {}
         self.counts: Counter[str] = Counter()
         self.published: dict[str, PublishedChain] = {}
+        self._published_limit = MIN_PUBLISHED_SCAN
         self.min_single_stage = _SEVERITY_BY_LEVEL[settings.min_single_stage_level]
 
     @classmethod
@@ -182,16 +187,25 @@ class Correlator:
             self.trackers.pop(key, None)
 
     def _expire_published(self) -> None:
-        newest = max((state.newest for state in self.states.values() if state.newest), default=None)
-        if newest is None or len(self.published) < 1024:
+        """Forget published chains older than the window, once the table has doubled.
+
+        The scan walks every published chain, so it runs only when the table reached
+        twice its size after the last scan: amortized, each chain is scanned a bounded
+        number of times.
+        """
+        if len(self.published) < self._published_limit:
             return
-        horizon = newest - self.settings.window
-        for chain_id in [
-            c
-            for c, p in self.published.items()
-            if p.last_seen is not None and p.last_seen < horizon
-        ]:
-            del self.published[chain_id]
+        newest = max((state.newest for state in self.states.values() if state.newest), default=None)
+        if newest is not None:
+            horizon = newest - self.settings.window
+            expired = [
+                chain_id
+                for chain_id, published in self.published.items()
+                if published.last_seen is not None and published.last_seen < horizon
+            ]
+            for chain_id in expired:
+                del self.published[chain_id]
+        self._published_limit = max(MIN_PUBLISHED_SCAN, 2 * len(self.published))
 
     # Admission: duplicates and late records.
 
@@ -275,14 +289,19 @@ class Correlator:
     # Publication.
 
     def _publish_chains(self, state: KeyState) -> list[Alert]:
+        """Evaluate the chains the batch may have changed and publish their revisions."""
         alerts: list[Alert] = []
-        for workload in list(state.signals):
-            chain = build_chain(state, workload)
+        for workload in state.stale_workloads():
+            chain, footprint = evaluate_chain(state, workload)
+            state.footprints[workload] = footprint
             if chain is None:
+                state.chains.pop(workload, None)
                 continue
+            state.chains[workload] = chain
             alert = self._revise(state, chain_alert(state.key, chain, revision=1))
             if alert is not None:
                 alerts.append(alert)
+        state.clear_changes()
         return alerts
 
     def _revise(self, state: KeyState, draft: Alert) -> Alert | None:
@@ -335,10 +354,7 @@ class Correlator:
     @staticmethod
     def _chained_event_ids(state: KeyState) -> set[str]:
         ids: set[str] = set()
-        for workload in state.signals:
-            chain = build_chain(state, workload)
-            if chain is None:
-                continue
+        for chain in state.chains.values():
             ids.update(signal.event.event_id for signal in chain.signals)
             ids.update(activity.event.event_id for activity in chain.activities)
         return ids

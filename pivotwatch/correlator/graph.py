@@ -44,6 +44,17 @@ class Relation(StrEnum):
 
 
 DERIVING = frozenset({Relation.DERIVES})
+# Relations that change which hosts, addresses or accounts a workload is judged by; a new
+# edge of these can change any chain of the key.
+STRUCTURAL = frozenset(
+    {
+        Relation.RUNS_ON,
+        Relation.USES_ACCOUNT,
+        Relation.HAS_ADDRESS,
+        Relation.EGRESS,
+        Relation.HOLDS,
+    }
+)
 MAX_EDGE_EVENTS = 32
 
 
@@ -66,6 +77,16 @@ class IdentityGraph:
         self.max_edges = max_edges
         self.evicted_edges = 0
         self.evicted_nodes = 0
+        self.changed_nodes: set[str] = set()
+        """Endpoints of edges added, or given new evidence, since `clear_changes`."""
+        self.structure_changed = False
+        """True when a structural edge was added since `clear_changes`."""
+        self.structure_version = 0
+        """Counts structural edges ever added, so caches of addresses can tell they are stale."""
+
+    def clear_changes(self) -> None:
+        self.changed_nodes.clear()
+        self.structure_changed = False
 
     def __len__(self) -> int:
         return int(self.graph.number_of_nodes())
@@ -98,9 +119,16 @@ class IdentityGraph:
                 and len(event_ids) < MAX_EDGE_EVENTS
             ):
                 event_ids.append(event_id)
+                if relation in DERIVING:  # chains read the deriving events of these only
+                    self.changed_nodes.update((source, target))
             return False
         event_ids = [] if event_id is None else [event_id]
         self.graph.add_edge(source, target, relation=relation, time=time, event_ids=event_ids)
+        if relation is not Relation.KEY_OF:  # chains never walk key edges
+            self.changed_nodes.update((source, target))
+        if relation in STRUCTURAL:
+            self.structure_changed = True
+            self.structure_version += 1
         self._enforce_caps()
         return True
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from pivotwatch.correlator.detections import Detection
 from pivotwatch.correlator.graph import IdentityGraph, Relation
@@ -19,12 +21,18 @@ __all__ = ["Activity", "KeyState", "Signal", "is_ip_address"]
 logger = logging.getLogger(__name__)
 
 CREDENTIAL_ACCESS = "credential-access"
+EXPIRY_STEP = timedelta(minutes=1)
 
 
 def is_ip_address(value: str | None) -> bool:
     """Return True for an IPv4 or IPv6 address (CloudTrail also has service names there)."""
     if not value:
         return False
+    return _parses_as_ip(value)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parses_as_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -76,6 +84,44 @@ class KeyState:
     activities: dict[str, list[Activity]] = field(default_factory=lambda: defaultdict(list))
     newest: datetime | None = None
     evicted_events: int = 0
+    new_signals: set[str] = field(default_factory=set)
+    """Workloads with runtime signals added since the chains were last evaluated."""
+    new_activity: set[str] = field(default_factory=set)
+    """Actors with activity added since the chains were last evaluated."""
+    footprints: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Graph nodes each workload's last chain evaluation depended on."""
+    chains: dict[str, Any] = field(default_factory=dict)
+    """The current chain of each workload that has one (`ChainView`)."""
+    _known_cache: dict[str, set[str]] = field(default_factory=dict)
+    _public_cache: dict[str, bool] = field(default_factory=dict)
+    _cache_version: int = -1
+    _expired_at: datetime | None = None
+
+    def stale_workloads(self) -> list[str]:
+        """Return the workloads whose chain may have changed since it was last evaluated.
+
+        A structural change (a pod on a new node, a new host address) can change any
+        chain, so it makes every workload stale; other changes only the workloads whose
+        last evaluation reached a changed node.
+        """
+        if self.graph.structure_changed:
+            return list(self.signals)
+        touched = self.graph.changed_nodes | self.new_activity
+        stale = []
+        for workload in self.signals:
+            footprint = self.footprints.get(workload)
+            if (
+                workload in self.new_signals
+                or footprint is None
+                or not footprint.isdisjoint(touched)
+            ):
+                stale.append(workload)
+        return stale
+
+    def clear_changes(self) -> None:
+        self.graph.clear_changes()
+        self.new_signals.clear()
+        self.new_activity.clear()
 
     @classmethod
     def create(cls, key: str, max_nodes: int, max_edges: int) -> KeyState:
@@ -94,12 +140,14 @@ class KeyState:
         assert workload is not None
         node = workload_node(workload.namespace, workload.pod, workload.container_id, workload.host)
         self.signals[node].append(Signal(node, event, detection))
+        self.new_signals.add(node)
         return node
 
     # Cloud activity.
 
     def add_activity(self, actor: str, event: Event, detection: Detection | None) -> None:
         self.activities[actor].append(Activity(actor, event, detection))
+        self.new_activity.add(actor)
 
     def host_addresses(self, host: str) -> set[str]:
         """Return the addresses a host owns or egresses through, as plain strings."""
@@ -128,10 +176,22 @@ class KeyState:
         return hosts
 
     def known_addresses(self, actor: str) -> set[str]:
-        addresses: set[str] = set()
-        for host in self.hosts_of(actor):
-            addresses |= self.host_addresses(host)
+        """Return the addresses of the actor's hosts; cached until the graph's structure changes."""
+        cache = self._address_cache()
+        addresses = cache.get(actor)
+        if addresses is None:
+            addresses = set()
+            for host in self.hosts_of(actor):
+                addresses |= self.host_addresses(host)
+            cache[actor] = addresses
         return addresses
+
+    def _address_cache(self) -> dict[str, set[str]]:
+        if self._cache_version != self.graph.structure_version:
+            self._known_cache.clear()
+            self._public_cache.clear()
+            self._cache_version = self.graph.structure_version
+        return self._known_cache
 
     def is_off_host(self, actor: str, event: Event, known: set[str] | None = None) -> bool:
         """Return True if a call came from an address none of the actor's hosts has.
@@ -171,7 +231,14 @@ class KeyState:
             )
 
     def _has_public_address(self, host: str) -> bool:
-        return any(ipaddress.ip_address(address).is_global for address in self.host_addresses(host))
+        self._address_cache()
+        public = self._public_cache.get(host)
+        if public is None:
+            public = any(
+                ipaddress.ip_address(address).is_global for address in self.host_addresses(host)
+            )
+            self._public_cache[host] = public
+        return public
 
     def _host_shows_credential_access(self, host: str, time: datetime) -> bool:
         for workload in self.graph.sources(host, Relation.RUNS_ON):
@@ -183,9 +250,16 @@ class KeyState:
     # Bounds.
 
     def expire(self, window: timedelta) -> None:
-        """Forget signals, activities and edges older than the window."""
+        """Forget signals, activities and edges older than the window.
+
+        The scan runs at most once per `EXPIRY_STEP` of event time, because it walks the
+        whole state; state is therefore kept up to one step longer than the window.
+        """
         if self.newest is None:
             return
+        if self._expired_at is not None and self.newest - self._expired_at < EXPIRY_STEP:
+            return
+        self._expired_at = self.newest
         horizon = self.newest - window
         for table in (self.signals, self.activities):
             for node in list(table):
@@ -195,6 +269,10 @@ class KeyState:
                     table[node] = kept  # type: ignore[assignment]
                 else:
                     del table[node]
+        for workload in [name for name in self.chains if name not in self.signals]:
+            del self.chains[workload]
+        for workload in [name for name in self.footprints if name not in self.signals]:
+            del self.footprints[workload]
         self.graph.expire(horizon)
 
     def is_runtime(self, event: Event) -> bool:
