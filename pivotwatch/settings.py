@@ -149,6 +149,12 @@ class WorkerSettings(BaseModel):
         default="127.0.0.1",
         description="address the /metrics endpoint listens on; 0.0.0.0 to serve other hosts",
     )
+    max_message_bytes: int = Field(
+        default=900_000,
+        ge=10_000,
+        description="largest events-topic message the worker sends, in bytes; keep it below "
+        "the broker's message.max.bytes (1 MiB by default)",
+    )
     session_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Kafka consumer group session timeout, in seconds"
     )
@@ -317,6 +323,22 @@ class ConnectorSettings(BaseModel):
     pubsub: PubSubSettings = PubSubSettings()
     falco_http: FalcoHttpSettings = FalcoHttpSettings()
     inventory: InventorySettings = InventorySettings()
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "port of the connector's /metrics endpoint; 0 picks a free port. Unset, "
+            "`pivotwatch connect` uses the connector's default: cloudtrail-sqs 9401, "
+            "eventbridge-sqs 9402, gcp-pubsub 9403, falco-http 9404, inventory 9405"
+        ),
+    )
+    metrics_address: str = Field(
+        default="127.0.0.1",
+        description=(
+            "address the connector's /metrics endpoint listens on; 0.0.0.0 to serve other hosts"
+        ),
+    )
 
 
 class OutputSettings(BaseModel):

@@ -28,10 +28,11 @@ from faust.types import TP, EventT
 
 from pivotwatch.correlator.engine import Correlator
 from pivotwatch.schemas.alert import Alert
-from pivotwatch.schemas.event import EventBatch
+from pivotwatch.schemas.event import Event, EventBatch
 from pivotwatch.settings import Settings
 from pivotwatch.streams.directory import InventoryDirectory
 from pivotwatch.streams.metrics import PipelineMetrics
+from pivotwatch.streams.batching import encode_batches
 from pivotwatch.streams.normalizing import Normalizer
 from pivotwatch.streams.records import RawMessage
 from pivotwatch.streams.recovery import StateRecovery
@@ -142,9 +143,12 @@ class Pipeline:
         output = self.normalizer.process(messages)
         self.counts.update({f"normalize.{name}": count for name, count in output.counts.items()})
         pending: list[Awaitable[Any]] = []
+        oversized: list[Event] = []
+        limit = self.settings.worker.max_message_bytes
         for key, events in output.batches.items():
-            value = _encoder.encode(EventBatch(key=key, events=events))
-            pending.append(await self.events_topic.send(key=key.encode(), value=value))
+            for value in encode_batches(key, events, limit, oversized):
+                pending.append(await self.events_topic.send(key=key.encode(), value=value))
+        self.counts["normalize.oversized"] += len(oversized)
         for dead in output.dead_letters:
             pending.append(
                 await self.dead_letter_topic.send(
