@@ -30,9 +30,9 @@ from pivotwatch.correlator.engine import Correlator
 from pivotwatch.schemas.alert import Alert
 from pivotwatch.schemas.event import Event, EventBatch
 from pivotwatch.settings import Settings
+from pivotwatch.streams.batching import encode_batches
 from pivotwatch.streams.directory import InventoryDirectory
 from pivotwatch.streams.metrics import PipelineMetrics
-from pivotwatch.streams.batching import encode_batches
 from pivotwatch.streams.normalizing import Normalizer
 from pivotwatch.streams.records import RawMessage
 from pivotwatch.streams.recovery import StateRecovery

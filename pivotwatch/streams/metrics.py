@@ -2,7 +2,8 @@
 
 Each process serves one registry on ``/metrics`` (`serve_metrics`). The worker fills
 its registry through `PipelineMetrics`, called once per batch by the normalize and
-correlate agents; a connector fills the default registry through `ConnectorMetrics`.
+correlate agents. A live connector fills the default registry through `ConnectorMetrics`,
+which its `ConnectorCounters` (pivotwatch/connectors/delivery.py) updates on every count.
 
 Names follow the Prometheus conventions: the ``pivotwatch_`` prefix, base units
 (seconds, bytes), ``_total`` on counters. Labels have bounded values only (source,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -294,7 +296,11 @@ class _ConnectorFamilies:
         )
 
 
-_connector_families: dict[int, _ConnectorFamilies] = {}
+# Keyed weakly by registry: a registry that was garbage-collected must not hand its
+# families to a new registry that reuses its id().
+_connector_families: weakref.WeakKeyDictionary[CollectorRegistry, _ConnectorFamilies] = (
+    weakref.WeakKeyDictionary()
+)
 _connector_lock = threading.Lock()
 
 
@@ -308,9 +314,9 @@ class ConnectorMetrics:
     def __init__(self, connector: str, registry: CollectorRegistry = REGISTRY) -> None:
         self.connector = connector
         with _connector_lock:
-            families = _connector_families.get(id(registry))
+            families = _connector_families.get(registry)
             if families is None:
-                families = _connector_families[id(registry)] = _ConnectorFamilies(registry)
+                families = _connector_families[registry] = _ConnectorFamilies(registry)
         self._families = families
 
     def received(self, count: int = 1) -> None:
@@ -330,9 +336,9 @@ class ConnectorMetrics:
         """Count source messages acknowledged after delivery."""
         self._families.acknowledgements.labels(self.connector).inc(count)
 
-    def error(self) -> None:
-        """Count one error that the connector caught."""
-        self._families.errors.labels(self.connector).inc()
+    def error(self, count: int = 1) -> None:
+        """Count errors that the connector caught."""
+        self._families.errors.labels(self.connector).inc(count)
 
 
 class MetricsServer:
