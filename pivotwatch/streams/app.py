@@ -20,7 +20,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 import msgspec
@@ -52,7 +52,7 @@ def _broker_url(bootstrap: str) -> list[str]:
     return [f"kafka://{address.strip()}" for address in bootstrap.split(",") if address.strip()]
 
 
-def _raw_message(event: EventT) -> RawMessage:
+def _raw_message(event: EventT[Any]) -> RawMessage:
     message = event.message
     value = message.value
     if not isinstance(value, bytes):
@@ -83,7 +83,8 @@ class Pipeline:
         self._ready.set()
         self._owned_partitions: set[int] = set()
         self._key_partitions: dict[str, int] = {}
-        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
+        # faust types receivers as taking a ``signal`` keyword; ours takes **kwargs.
+        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
 
     def start_directory(self) -> None:
         """Read the whole inventory topic before the worker starts, then follow it (blocking)."""
@@ -126,13 +127,17 @@ class Pipeline:
 
     async def _normalize_agent(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         worker = self.settings.worker
-        async for events in stream.take_events(worker.batch_size, within=worker.batch_seconds):
+        async for events in cast(faust.Stream[bytes], stream).take_events(
+            worker.batch_size, within=worker.batch_seconds
+        ):
             await self.normalize_batch([_raw_message(event) for event in events])
             yield None
 
     async def _correlate_agent(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         worker = self.settings.worker
-        async for events in stream.take_events(worker.batch_size, within=worker.batch_seconds):
+        async for events in cast(faust.Stream[bytes], stream).take_events(
+            worker.batch_size, within=worker.batch_seconds
+        ):
             await self._ready.wait()
             await self.correlate_batch([_raw_message(event) for event in events])
             yield None

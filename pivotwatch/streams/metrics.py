@@ -58,18 +58,23 @@ class MessagePosition(Protocol):
 
 
 class NormalizeResult(Protocol):
-    """What `PipelineMetrics.observe_normalize` reads from `Normalizer.process`'s output."""
+    """The part of `Normalizer.process`'s output that `PipelineMetrics.observe_normalize` reads."""
 
-    batches: Mapping[str, Sequence[Any]]
-    dead_letters: Sequence[Any]
-    counts: Mapping[str, int]
+    @property
+    def batches(self) -> Mapping[str, Sequence[Any]]: ...
+    @property
+    def dead_letters(self) -> Sequence[Any]: ...
+    @property
+    def counts(self) -> Mapping[str, int]: ...
 
 
 class CorrelatorState(Protocol):
-    """What `PipelineMetrics.observe_correlate` reads from the `Correlator`."""
+    """The part of the `Correlator` that `PipelineMetrics.observe_correlate` reads."""
 
-    counts: Mapping[str, int]
-    states: Mapping[str, Any]
+    @property
+    def counts(self) -> Mapping[str, int]: ...
+    @property
+    def states(self) -> Mapping[str, Any]: ...
 
 
 class PipelineMetrics:

@@ -18,8 +18,10 @@ UNKNOWN_KEY = "unknown"
 
 
 class _AccountSettings(Protocol):
-    cluster_accounts: Mapping[str, str]
-    default_account: str | None
+    @property
+    def cluster_accounts(self) -> Mapping[str, str]: ...
+    @property
+    def default_account(self) -> str | None: ...
 
 
 @dataclass(slots=True)
