@@ -2,7 +2,9 @@
 
 Each subcommand runs one connector in the foreground until SIGTERM or Ctrl-C, then
 finishes the messages in flight and exits. Options override the matching
-``PIVOTWATCH_CONNECTORS__*`` settings.
+``PIVOTWATCH_CONNECTORS__*`` settings. Each connector serves Prometheus metrics on
+``/metrics``, by default on 127.0.0.1 and a port of its own (`METRICS_PORTS`), so that
+several connectors can run on one host.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ BOOTSTRAP_HELP = (
     "Kafka bootstrap servers, comma-separated [default: PIVOTWATCH_KAFKA__BOOTSTRAP, "
     "else localhost:9092]."
 )
+
+METRICS_PORTS = {
+    "cloudtrail-sqs": 9401,
+    "eventbridge-sqs": 9402,
+    "gcp-pubsub": 9403,
+    "falco-http": 9404,
+    "inventory": 9405,
+}
+"""Default port of each connector's /metrics endpoint; the worker's is 9400."""
 
 Runner = Callable[[Settings, threading.Event], ConnectorCounters]
 
@@ -58,6 +69,35 @@ def with_section(settings: Settings, section: str, **updates: Any) -> Settings:
         fail(f"invalid {section} option: {error}", EXIT_USAGE)
     return settings.model_copy(
         update={"connectors": connectors.model_copy(update={section: replaced})}
+    )
+
+
+def metrics_port_option(connector: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Return the ``--metrics-port`` option of the command that runs ``connector``."""
+    return click.option(
+        "--metrics-port",
+        type=click.IntRange(0, 65535),
+        default=None,
+        help=(
+            "Port of the /metrics endpoint; 0 picks a free one [default: "
+            f"PIVOTWATCH_CONNECTORS__METRICS_PORT, else {METRICS_PORTS[connector]}]. The "
+            "address is PIVOTWATCH_CONNECTORS__METRICS_ADDRESS [default: 127.0.0.1]."
+        ),
+    )
+
+
+def with_metrics_port(settings: Settings, connector: str, metrics_port: int | None) -> Settings:
+    """Return ``settings`` with ``connectors.metrics_port`` set.
+
+    The option wins over the setting, and the setting over the connector's default port.
+    """
+    connectors = settings.connectors
+    if metrics_port is None:
+        metrics_port = connectors.metrics_port
+    if metrics_port is None:
+        metrics_port = METRICS_PORTS[connector]
+    return settings.model_copy(
+        update={"connectors": connectors.model_copy(update={"metrics_port": metrics_port})}
     )
 
 
@@ -97,12 +137,14 @@ def apply_aws(settings: Settings, region: str | None, endpoint_url: str | None) 
 @click.option("--queue-url", default=None, help="SQS queue of S3 or CloudTrail notifications.")
 @click.option("--concurrency", type=int, default=None, help="Messages and downloads at once.")
 @aws_options
+@metrics_port_option("cloudtrail-sqs")
 def cloudtrail_sqs_command(
     bootstrap: str | None,
     queue_url: str | None,
     concurrency: int | None,
     region: str | None,
     endpoint_url: str | None,
+    metrics_port: int | None,
 ) -> None:
     """Read CloudTrail log files from S3 as their notifications arrive on SQS."""
     from pivotwatch.connectors import cloudtrail_sqs
@@ -111,6 +153,7 @@ def cloudtrail_sqs_command(
     settings = with_section(
         settings, "cloudtrail_sqs", queue_url=queue_url, concurrency=concurrency
     )
+    settings = with_metrics_port(settings, cloudtrail_sqs.CONNECTOR, metrics_port)
     run_until_signal(cloudtrail_sqs.run, settings)
 
 
@@ -118,14 +161,20 @@ def cloudtrail_sqs_command(
 @bootstrap_option(BOOTSTRAP_HELP)
 @click.option("--queue-url", default=None, help="SQS queue that an EventBridge rule targets.")
 @aws_options
+@metrics_port_option("eventbridge-sqs")
 def eventbridge_sqs_command(
-    bootstrap: str | None, queue_url: str | None, region: str | None, endpoint_url: str | None
+    bootstrap: str | None,
+    queue_url: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+    metrics_port: int | None,
 ) -> None:
     """Read CloudTrail events that EventBridge delivers to an SQS queue."""
     from pivotwatch.connectors import eventbridge
 
     settings = apply_aws(settings_with_bootstrap(bootstrap), region, endpoint_url)
     settings = with_section(settings, "eventbridge_sqs", queue_url=queue_url)
+    settings = with_metrics_port(settings, eventbridge.CONNECTOR, metrics_port)
     run_until_signal(eventbridge.run, settings)
 
 
@@ -137,11 +186,15 @@ def eventbridge_sqs_command(
     metavar="PATH",
     help="projects/<project>/subscriptions/<name>, fed by a Log Router sink.",
 )
-def gcp_pubsub_command(bootstrap: str | None, subscription: str | None) -> None:
+@metrics_port_option("gcp-pubsub")
+def gcp_pubsub_command(
+    bootstrap: str | None, subscription: str | None, metrics_port: int | None
+) -> None:
     """Stream GCP audit LogEntries from a Pub/Sub subscription."""
     from pivotwatch.connectors import pubsub
 
     settings = with_section(settings_with_bootstrap(bootstrap), "pubsub", subscription=subscription)
+    settings = with_metrics_port(settings, pubsub.CONNECTOR, metrics_port)
     run_until_signal(pubsub.run, settings)
 
 
@@ -149,7 +202,10 @@ def gcp_pubsub_command(bootstrap: str | None, subscription: str | None) -> None:
 @bootstrap_option(BOOTSTRAP_HELP)
 @click.option("--host", default=None, help="Listen address [default: 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Listen port [default: 2802].")
-def falco_http_command(bootstrap: str | None, host: str | None, port: int | None) -> None:
+@metrics_port_option("falco-http")
+def falco_http_command(
+    bootstrap: str | None, host: str | None, port: int | None, metrics_port: int | None
+) -> None:
     """Receive Falco http_output and falcosidekick webhook alerts over HTTP(S).
 
     TLS, mutual TLS and the bearer token are set with PIVOTWATCH_CONNECTORS__FALCO_HTTP__*
@@ -158,6 +214,7 @@ def falco_http_command(bootstrap: str | None, host: str | None, port: int | None
     from pivotwatch.connectors import falco_http
 
     settings = with_section(settings_with_bootstrap(bootstrap), "falco_http", host=host, port=port)
+    settings = with_metrics_port(settings, falco_http.CONNECTOR, metrics_port)
     run_until_signal(falco_http.run, settings)
 
 
@@ -190,6 +247,7 @@ def falco_http_command(bootstrap: str | None, host: str | None, port: int | None
 )
 @click.option("--interval", type=float, default=None, help="Seconds between polls [default: 300].")
 @aws_options
+@metrics_port_option("inventory")
 def inventory_command(
     bootstrap: str | None,
     aws_regions: tuple[str, ...],
@@ -200,13 +258,14 @@ def inventory_command(
     interval: float | None,
     region: str | None,
     endpoint_url: str | None,
+    metrics_port: int | None,
 ) -> None:
     """Poll EC2, GCE and Kubernetes on an interval and publish one record per asset.
 
     Each poller runs only when configured: EC2 with regions, GCE with projects,
     Kubernetes with an API URL.
     """
-    from pivotwatch.connectors.inventory import configured_sources, run
+    from pivotwatch.connectors.inventory import CONNECTOR, configured_sources, run
 
     settings = apply_aws(settings_with_bootstrap(bootstrap), region, endpoint_url)
     settings = with_section(
@@ -228,4 +287,4 @@ def inventory_command(
             )
     except ConfigurationError as error:
         fail(str(error), EXIT_USAGE)
-    run_until_signal(run, settings)
+    run_until_signal(run, with_metrics_port(settings, CONNECTOR, metrics_port))

@@ -33,6 +33,7 @@ import orjson
 from pivotwatch.connectors.aws import aws_client
 from pivotwatch.connectors.delivery import ConnectorCounters, KafkaDelivery, OutgoingRecord
 from pivotwatch.connectors.files import message_key
+from pivotwatch.connectors.metrics_endpoint import serving_metrics
 from pivotwatch.connectors.sqs import SqsConsumer, SqsMessage, decode_body
 from pivotwatch.errors import DecodeError
 from pivotwatch.schemas.event import Source
@@ -237,12 +238,19 @@ def build_consumer(
 def run(
     settings: Settings, stop: threading.Event, counters: ConnectorCounters | None = None
 ) -> ConnectorCounters:
-    """Run the connector until ``stop`` is set and return its counters."""
+    """Run the connector until ``stop`` is set and return its counters.
+
+    Also serves ``/metrics`` when ``connectors.metrics_port`` is set.
+
+    Raises:
+        ConfigurationError: the queue URL is missing, or the metrics port cannot be bound.
+    """
     counters = counters if counters is not None else ConnectorCounters(CONNECTOR)
     delivery = KafkaDelivery(settings, counters)
     consumer, downloads = build_consumer(settings, counters, delivery)
     try:
-        consumer.run(stop)
+        with serving_metrics(settings.connectors, counters):
+            consumer.run(stop)
     finally:
         downloads.shutdown(wait=True)
         delivery.close()

@@ -17,18 +17,20 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from pivotwatch.connectors.producer import RecordProducer
 from pivotwatch.errors import BrokerError
 from pivotwatch.settings import DeliverySettings, Settings
+from pivotwatch.streams.metrics import ConnectorMetrics
 from pivotwatch.streams.topics import ensure_topics
 
-__all__ = ["Backoff", "ConnectorCounters", "KafkaDelivery", "OutgoingRecord"]
+__all__ = ["COUNTER_NAMES", "Backoff", "ConnectorCounters", "KafkaDelivery", "OutgoingRecord"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,36 @@ class OutgoingRecord:
     value: bytes
 
 
+COUNTER_NAMES = (
+    "received",
+    "records_in",
+    "delivered",
+    "failed",
+    "acked",
+    "rejected",
+    "skipped",
+    "errors",
+)
+"""The counters of `ConnectorCounters`, in the order `snapshot` lists them."""
+
+_EXPORTS: dict[str, Callable[[ConnectorMetrics, int], None]] = {
+    "records_in": ConnectorMetrics.received,
+    "delivered": ConnectorMetrics.produced,
+    "failed": ConnectorMetrics.failed,
+    "acked": ConnectorMetrics.acknowledged,
+    "rejected": ConnectorMetrics.error,
+    "errors": ConnectorMetrics.error,
+}
+"""The `ConnectorMetrics` method that each counter also increases.
+
+``records_in``, ``delivered`` and ``failed`` are ``pivotwatch_connector_records_total``
+with the outcome ``received``, ``produced`` and ``failed``. ``acked`` is
+``pivotwatch_connector_source_acks_total``. ``rejected`` and ``errors`` together are
+``pivotwatch_connector_errors_total``. ``received`` and ``skipped`` count source messages
+and have no Prometheus series.
+"""
+
+
 @dataclass
 class ConnectorCounters:
     """Counts of one connector, safe to update from several threads.
@@ -52,9 +84,16 @@ class ConnectorCounters:
     ``acked``: source messages acknowledged after delivery. ``rejected``: source
     messages that can never be delivered (invalid JSON, unknown shape). ``skipped``:
     source messages that carry no records by design (``s3:TestEvent``, digest files).
+    ``errors``: source failures caught and logged (a failed SQS receive or delete, S3
+    download, inventory listing or Pub/Sub stream); the work is retried or redelivered.
+
+    Every `add` also updates the connector's Prometheus series in ``registry`` through
+    `ConnectorMetrics`, so the integers here and the exported series come from the same
+    calls. `_EXPORTS` maps each counter to its series.
     """
 
     connector: str
+    registry: CollectorRegistry = field(default=REGISTRY, repr=False, compare=False)
     received: int = 0
     records_in: int = 0
     delivered: int = 0
@@ -62,28 +101,31 @@ class ConnectorCounters:
     acked: int = 0
     rejected: int = 0
     skipped: int = 0
+    errors: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _metrics: ConnectorMetrics = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._metrics = ConnectorMetrics(self.connector, self.registry)
 
     def add(self, name: str, amount: int = 1) -> None:
-        """Increase the counter ``name`` by ``amount``."""
+        """Increase the counter ``name`` by ``amount``, and its Prometheus series with it.
+
+        Raises:
+            ValueError: ``name`` is not one of `COUNTER_NAMES`.
+        """
+        if name not in COUNTER_NAMES:
+            raise ValueError(f"unknown connector counter {name!r}; expected one of {COUNTER_NAMES}")
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
+        export = _EXPORTS.get(name)
+        if export is not None and amount:
+            export(self._metrics, amount)
 
     def snapshot(self) -> dict[str, int]:
         """Return the current values by counter name."""
         with self._lock:
-            return {
-                name: getattr(self, name)
-                for name in (
-                    "received",
-                    "records_in",
-                    "delivered",
-                    "failed",
-                    "acked",
-                    "rejected",
-                    "skipped",
-                )
-            }
+            return {name: getattr(self, name) for name in COUNTER_NAMES}
 
 
 class Backoff:

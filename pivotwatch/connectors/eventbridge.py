@@ -19,6 +19,7 @@ import orjson
 
 from pivotwatch.connectors.delivery import ConnectorCounters, KafkaDelivery, OutgoingRecord
 from pivotwatch.connectors.files import message_key
+from pivotwatch.connectors.metrics_endpoint import serving_metrics
 from pivotwatch.connectors.sqs import SqsConsumer, SqsMessage, decode_body
 from pivotwatch.errors import DecodeError
 from pivotwatch.schemas.event import Source
@@ -105,11 +106,19 @@ def build_consumer(
 def run(
     settings: Settings, stop: threading.Event, counters: ConnectorCounters | None = None
 ) -> ConnectorCounters:
-    """Run the connector until ``stop`` is set and return its counters."""
+    """Run the connector until ``stop`` is set and return its counters.
+
+    Also serves ``/metrics`` when ``connectors.metrics_port`` is set.
+
+    Raises:
+        ConfigurationError: the queue URL is missing, or the metrics port cannot be bound.
+    """
     counters = counters if counters is not None else ConnectorCounters(CONNECTOR)
     delivery = KafkaDelivery(settings, counters)
     try:
-        build_consumer(settings, counters, delivery).run(stop)
+        consumer = build_consumer(settings, counters, delivery)
+        with serving_metrics(settings.connectors, counters):
+            consumer.run(stop)
     finally:
         delivery.close()
     return counters

@@ -32,6 +32,7 @@ from aiohttp import web
 
 from pivotwatch.connectors.delivery import ConnectorCounters, KafkaDelivery, OutgoingRecord
 from pivotwatch.connectors.files import message_key
+from pivotwatch.connectors.metrics_endpoint import serving_metrics
 from pivotwatch.errors import BrokerError, ConfigurationError, DecodeError
 from pivotwatch.schemas.event import Source
 from pivotwatch.schemas.framing import guess_source, split_message
@@ -241,14 +242,18 @@ def run(
 ) -> ConnectorCounters:
     """Serve until ``stop`` is set and return the counters.
 
+    Also serves ``/metrics`` when ``connectors.metrics_port`` is set.
+
     Raises:
-        ConfigurationError: the TLS or authentication settings are invalid.
+        ConfigurationError: the TLS or authentication settings are invalid, or the
+            metrics port cannot be bound.
     """
     counters = counters if counters is not None else ConnectorCounters(CONNECTOR)
     delivery = KafkaDelivery(settings, counters)
     receiver = FalcoReceiver(settings, counters, delivery)
     try:
-        asyncio.run(_serve(receiver, stop))
+        with serving_metrics(settings.connectors, counters):
+            asyncio.run(_serve(receiver, stop))
     finally:
         delivery.close()
     logger.info("%s receiver stopped: %s", CONNECTOR, counters.snapshot())

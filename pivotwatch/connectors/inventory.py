@@ -25,6 +25,7 @@ from pivotwatch.connectors.delivery import (
     KafkaDelivery,
     OutgoingRecord,
 )
+from pivotwatch.connectors.metrics_endpoint import serving_metrics
 from pivotwatch.errors import BrokerError, ConfigurationError
 from pivotwatch.settings import Settings
 
@@ -89,7 +90,13 @@ def run_inventory(
     stop: threading.Event,
     counters: ConnectorCounters | None = None,
 ) -> ConnectorCounters:
-    """Poll ``sources`` every ``interval_seconds`` until ``stop`` is set; return the counters."""
+    """Poll ``sources`` every ``interval_seconds`` until ``stop`` is set; return the counters.
+
+    Also serves ``/metrics`` when ``connectors.metrics_port`` is set.
+
+    Raises:
+        ConfigurationError: the metrics port cannot be bound.
+    """
     counters = counters if counters is not None else ConnectorCounters(CONNECTOR)
     interval = settings.connectors.inventory.interval_seconds
     backoff = Backoff.from_settings(settings.connectors.delivery)
@@ -101,12 +108,13 @@ def run_inventory(
         interval,
     )
     try:
-        while not stop.is_set():
-            failed = _poll_all(sources, delivery, counters)
-            pause = backoff.next_delay() if failed else interval
-            if not failed:
-                backoff.reset()
-            stop.wait(pause)
+        with serving_metrics(settings.connectors, counters):
+            while not stop.is_set():
+                failed = _poll_all(sources, delivery, counters)
+                pause = backoff.next_delay() if failed else interval
+                if not failed:
+                    backoff.reset()
+                stop.wait(pause)
     finally:
         delivery.close()
     logger.info("%s connector stopped: %s", CONNECTOR, counters.snapshot())
@@ -128,7 +136,7 @@ def _poll_all(
             continue
         except Exception as error:  # an API failure of one source must not stop the others
             logger.error("%s: listing %s failed: %r", CONNECTOR, source.name, error)
-            counters.add("failed")
+            counters.add("errors")
             failed = True
             continue
         logger.info(

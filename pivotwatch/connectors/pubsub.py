@@ -37,6 +37,7 @@ from pivotwatch.connectors.delivery import (
     OutgoingRecord,
 )
 from pivotwatch.connectors.files import message_key
+from pivotwatch.connectors.metrics_endpoint import serving_metrics
 from pivotwatch.errors import BrokerError, ConfigurationError, DecodeError
 from pivotwatch.schemas.event import Source
 from pivotwatch.schemas.framing import split_message
@@ -142,6 +143,7 @@ class PubSubConnector:
             try:
                 future.result(timeout=SHUTDOWN_SECONDS)
             except GoogleAPICallError as error:
+                self.counters.add("errors")
                 delay = backoff.next_delay()
                 logger.error(
                     "%s: the stream of %s ended: %s; reopening in %.1f s",
@@ -201,12 +203,19 @@ class PubSubConnector:
 def run(
     settings: Settings, stop: threading.Event, counters: ConnectorCounters | None = None
 ) -> ConnectorCounters:
-    """Run the connector until ``stop`` is set and return its counters."""
+    """Run the connector until ``stop`` is set and return its counters.
+
+    Also serves ``/metrics`` when ``connectors.metrics_port`` is set.
+
+    Raises:
+        ConfigurationError: the subscription is missing, or the metrics port cannot be bound.
+    """
     counters = counters if counters is not None else ConnectorCounters(CONNECTOR)
     delivery = KafkaDelivery(settings, counters)
     connector = PubSubConnector(settings, counters, delivery)
     try:
-        connector.run(stop)
+        with serving_metrics(settings.connectors, counters):
+            connector.run(stop)
     finally:
         connector.subscriber.close()
         delivery.close()

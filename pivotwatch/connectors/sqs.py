@@ -200,6 +200,7 @@ class SqsConsumer:
                     try:
                         outcomes = self.poll_once(pool)
                     except (BotoCoreError, ClientError) as error:
+                        self.counters.add("errors")
                         delay = self.backoff.next_delay()
                         logger.error(
                             "%s: ReceiveMessage on %s failed: %s; retrying in %.1f s",
@@ -257,6 +258,7 @@ class SqsConsumer:
             )
             return MessageOutcome.REJECTED
         except Exception as error:  # any other failure is transient: the message is redelivered
+            self.counters.add("errors")
             logger.error(
                 "%s: reading the records of message %s failed: %r; it will be redelivered",
                 self.name,
@@ -313,6 +315,7 @@ class SqsConsumer:
                 response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
             except (BotoCoreError, ClientError) as error:
                 # The records are in Kafka; a redelivery only duplicates them.
+                self.counters.add("errors")
                 logger.error("%s: DeleteMessageBatch failed: %s", self.name, error)
                 continue
             failed_ids = {entry["Id"] for entry in response.get("Failed", [])}
