@@ -7,7 +7,8 @@ import logging
 import click
 import faust
 
-from pivotwatch.cli.common import bootstrap_option, settings_with_bootstrap
+from pivotwatch.cli.common import bootstrap_option, fail, settings_with_bootstrap
+from pivotwatch.errors import PivotwatchError
 from pivotwatch.streams.app import Pipeline
 from pivotwatch.streams.metrics import serve_metrics
 from pivotwatch.streams.topics import ensure_topics
@@ -38,8 +39,11 @@ def worker_command(bootstrap: str | None, loglevel: str) -> None:
     file named by PIVOTWATCH_CONFIG.
     """
     settings = settings_with_bootstrap(bootstrap)
-    ensure_topics(settings)
-    pipeline = Pipeline(settings)
+    try:
+        ensure_topics(settings)
+        pipeline = Pipeline(settings)
+    except PivotwatchError as error:
+        fail(str(error), 1)
     if settings.worker.metrics_port is not None:
         serve_metrics(
             pipeline.metrics.registry, settings.worker.metrics_port, settings.worker.metrics_address
