@@ -140,7 +140,7 @@ class WorkerSettings(BaseModel):
 
     app_id: str = "pivotwatch"
     data_dir: Path = Path(".pivotwatch-data")
-    batch_size: int = Field(default=500, ge=1, description="records taken from a raw topic at once")
+    batch_size: int = Field(default=2000, ge=1, description="records taken from a raw topic at once")
     batch_seconds: float = Field(default=0.2, gt=0, description="longest wait to fill a batch")
     metrics_port: int | None = Field(
         default=None, description="port of the /metrics endpoint; none to disable"
