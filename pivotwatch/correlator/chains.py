@@ -150,7 +150,7 @@ def _is_severe_after(activity: Activity, credential_access_at: datetime | None) 
 def _roots(state: KeyState, workload: str) -> list[str]:
     """Return the identities a workload reaches without any derivation."""
     graph = state.graph
-    roots: list[str] = []
+    roots: list[str] = list(graph.targets(workload, Relation.HOLDS))  # ECS task roles
     for host in graph.targets(workload, Relation.RUNS_ON):
         roots += graph.targets(host, Relation.HOLDS)
     for account in graph.targets(workload, Relation.USES_ACCOUNT):

@@ -45,6 +45,25 @@ def dig(record: Any, *path: str) -> Any:
     return record
 
 
+# Falco's container plugin exposes container labels either way, depending on version.
+ECS_TASK_LABELS = (
+    "container.label[com.amazonaws.ecs.task-arn]",
+    "container.label.com.amazonaws.ecs.task-arn",
+)
+
+
+def ecs_task_id(alert: dict[str, Any]) -> str | None:
+    """Return the ECS task id of a Falco alert's container, from its task ARN label."""
+    fields = alert.get("output_fields")
+    if not isinstance(fields, dict):
+        return None
+    for label in ECS_TASK_LABELS:
+        arn = fields.get(label)
+        if isinstance(arn, str) and ":task/" in arn:
+            return arn.rsplit("/", 1)[-1] or None
+    return None
+
+
 def _strings(values: Iterable[Any]) -> list[str]:
     return [value for value in values if isinstance(value, str) and value]
 
@@ -59,6 +78,8 @@ class Linker:
     def __init__(self, graph: IdentityGraph) -> None:
         self.graph = graph
         self.instance_hosts: dict[str, str] = {}
+        self.task_workloads: dict[str, str] = {}
+        """ECS task id -> workload node, learned from Falco alerts' container labels."""
         self._handlers: dict[str, Callable[[Event, str], None]] = {
             "AssumeRole": self._link_assumed_role,
             "AssumeRoleWithWebIdentity": self._link_assumed_role,
@@ -177,6 +198,9 @@ class Linker:
         self.graph.link(
             node, host_node(workload.host), Relation.RUNS_ON, event.time, event.event_id
         )
+        task = ecs_task_id(event.raw)
+        if task is not None:
+            self.task_workloads[task] = node
 
     # Cloud calls.
 
@@ -217,9 +241,14 @@ class Linker:
     def _link_instance_session(self, event: Event, actor: str) -> None:
         principal = event.principal
         assert principal is not None
-        host = self.instance_hosts.get(principal.session_name or "")
+        session = principal.session_name or ""
+        host = self.instance_hosts.get(session)
         if host is not None:
             self.graph.link(host, actor, Relation.HOLDS, event.time, event.event_id)
+        # An ECS task role's session is named after the task id, like an instance's.
+        task_workload = self.task_workloads.get(session)
+        if task_workload is not None:
+            self.graph.link(task_workload, actor, Relation.HOLDS, event.time, event.event_id)
 
     def _link_workload_identity(self, event: Event, actor: str) -> None:
         principal = event.principal

@@ -159,9 +159,10 @@ class KeyState:
     def hosts_of(self, actor: str) -> set[str]:
         """Return the hosts whose credentials ``actor`` legitimately is.
 
-        An instance-profile session or a GCE service account is held by hosts directly; a
-        Kubernetes service account, or an identity it holds, by the hosts of the pods that
-        use it.
+        An instance-profile session or a GCE service account is held by hosts directly. An
+        ECS task role's session is held by the task's workload, so by its host. A
+        Kubernetes service account, or an identity it holds, is held by the hosts of the
+        pods that use it.
         """
         hosts: set[str] = set()
         holders = self.graph.sources(actor, Relation.HOLDS)
@@ -170,6 +171,8 @@ class KeyState:
         for holder in holders:
             if holder.startswith("host:"):
                 hosts.add(holder)
+            elif holder.startswith("workload:"):  # an ECS task role: its task's host
+                hosts.update(self.graph.targets(holder, Relation.RUNS_ON))
             elif holder.startswith("ksa:"):
                 for workload in self.graph.sources(holder, Relation.USES_ACCOUNT):
                     hosts.update(self.graph.targets(workload, Relation.RUNS_ON))

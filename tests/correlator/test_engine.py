@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import orjson
 import pytest
@@ -230,3 +231,103 @@ def test_chain_names_imds_version() -> None:
 
     assert chains[0].details["instance_credential_delivery"] == "IMDSv1"
     assert chains[0].details["off_host_use"] == "true"
+
+
+ECS_TASK = "0123456789abcdef0123456789abcdef"
+ECS_SESSION = f"arn:aws:sts::210987654321:assumed-role/billing-task-role/{ECS_TASK}"
+ECS_TASK_ARN = f"arn:aws:ecs:us-west-2:210987654321:task/billing/{ECS_TASK}"
+
+
+def ecs_records(host: str) -> list[tuple[Source, dict[str, Any]]]:
+    """An ECS task's container reads its task role credentials; they are used from outside."""
+    alert = {
+        "uuid": "5c0ffee0-0000-4000-8000-00000000ec51",
+        "output": "08:20:00.000000000: Warning Credential endpoint contacted from a container",
+        "priority": "Warning",
+        "rule": "Contact EC2 Instance Metadata Service From Container",
+        "time": "2026-11-30T08:20:00.000000000Z",
+        "source": "syscall",
+        "hostname": host,
+        "tags": ["T1552.005", "aws", "container", "mitre_credential_access", "network"],
+        "output_fields": {
+            "container.id": "ecs0c0ffee01",
+            "container.name": "billing",
+            "container.label[com.amazonaws.ecs.task-arn]": ECS_TASK_ARN,
+            "evt.time": 1796026800000000000,
+            "fd.rip": "169.254.170.2",
+            "proc.name": "curl",
+        },
+    }
+    calls = []
+    for number, (name, source, minute) in enumerate(
+        [("GetCallerIdentity", "sts.amazonaws.com", 22), ("ListBuckets", "s3.amazonaws.com", 23)]
+    ):
+        calls.append(
+            {
+                "eventVersion": "1.09",
+                "userIdentity": {
+                    "type": "AssumedRole",
+                    "principalId": f"AROAEXAMPLEECS:{ECS_TASK}",
+                    "arn": ECS_SESSION,
+                    "accountId": "210987654321",
+                    "accessKeyId": "ASIAEXAMPLEECS000001",
+                    "sessionContext": {
+                        "sessionIssuer": {
+                            "type": "Role",
+                            "principalId": "AROAEXAMPLEECS",
+                            "arn": "arn:aws:iam::210987654321:role/billing-task-role",
+                            "accountId": "210987654321",
+                            "userName": "billing-task-role",
+                        },
+                        "attributes": {
+                            "creationDate": "2026-11-30T08:00:00Z",
+                            "mfaAuthenticated": "false",
+                        },
+                    },
+                },
+                "eventTime": f"2026-11-30T08:{minute}:00Z",
+                "eventSource": source,
+                "eventName": name,
+                "awsRegion": "us-west-2",
+                "sourceIPAddress": "198.51.100.99",
+                "userAgent": "aws-cli/2.15.0",
+                "requestParameters": None,
+                "responseElements": None,
+                "requestID": f"ecs-request-{number}",
+                "eventID": f"5c0ffee0-0000-4000-8000-0000000ec5{number}0",
+                "readOnly": True,
+                "eventType": "AwsApiCall",
+                "managementEvent": True,
+                "recipientAccountId": "210987654321",
+            }
+        )
+    return [(Source.FALCO, alert)] + [(Source.CLOUDTRAIL, call) for call in calls]
+
+
+def test_ecs_task_role_used_off_host_is_a_chain() -> None:
+    events = load_events(SAMPLE)
+    host = next(
+        event.workload.host
+        for event in events
+        if event.source is Source.FALCO and event.workload and event.workload.host
+    )
+    context = NormalizeContext()
+    for event in events:
+        context.learn(event)
+    extra = [
+        event
+        for source, record in ecs_records(host)
+        for event in normalize_record(source, record, context)
+    ]
+
+    chains = [
+        alert
+        for alert in latest_chains(correlate(events + extra)).values()
+        if alert.kind is AlertKind.PIVOT_CHAIN
+    ]
+    ecs = [alert for alert in chains if ECS_SESSION in alert.identities]
+
+    assert len(ecs) == 1
+    assert ecs[0].entry.container_id == "ecs0c0ffee01"
+    assert ecs[0].entry.pod is None
+    assert "5c0ffee0-0000-4000-8000-0000000ec500" in {item.event_id for item in ecs[0].evidence}
