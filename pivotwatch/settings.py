@@ -93,6 +93,12 @@ class CorrelationSettings(BaseModel):
 
     allowed_lateness_seconds: float = Field(default=1800.0, ge=0)
     window_seconds: float = Field(default=86400.0, gt=0)
+    max_future_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        description="records whose event time is further ahead of the worker's clock than "
+        "this, in seconds, go to the dead-letter topic",
+    )
     transient_window_seconds: float = Field(default=3600.0, gt=0)
     max_nodes_per_key: int = Field(default=50_000, ge=100)
     max_edges_per_key: int = Field(default=200_000, ge=100)
@@ -140,7 +146,9 @@ class WorkerSettings(BaseModel):
 
     app_id: str = "pivotwatch"
     data_dir: Path = Path(".pivotwatch-data")
-    batch_size: int = Field(default=2000, ge=1, description="records taken from a raw topic at once")
+    batch_size: int = Field(
+        default=2000, ge=1, description="records taken from a raw topic at once"
+    )
     batch_seconds: float = Field(default=0.2, gt=0, description="longest wait to fill a batch")
     metrics_port: int | None = Field(
         default=None, description="port of the /metrics endpoint; none to disable"

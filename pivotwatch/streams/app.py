@@ -160,10 +160,9 @@ class Pipeline:
                 await self.events_topic.send(key=key.encode(), value=value)
         self.counts["normalize.oversized"] += len(oversized)
         for dead in output.dead_letters:
+            value, headers = dead.value(limit)
             await self.dead_letter_topic.send(
-                key=dead.message.topic.encode(),
-                value=dead.message.value,
-                headers=dead.headers(),
+                key=dead.message.topic.encode(), value=value, headers=headers
             )
         elapsed = time.perf_counter() - started
         self.metrics.observe_normalize(self.normalizer.sources, messages, output, elapsed)

@@ -11,17 +11,18 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import orjson
 
 from pivotwatch.correlator.dedup import Deduplicator
-from pivotwatch.errors import RecordError
+from pivotwatch.errors import MappingError, RecordError
 from pivotwatch.schemas.event import Event, EventKind, Source
 from pivotwatch.schemas.framing import split_message
 from pivotwatch.schemas.normalize import NormalizeContext, normalize_record
 from pivotwatch.settings import Settings
-from pivotwatch.streams.records import DeadLetter, RawMessage
+from pivotwatch.streams.records import MAX_REASON_CHARS, DeadLetter, RawMessage
 from pivotwatch.streams.routing import SessionRouter
 
 __all__ = ["NormalizeOutput", "Normalizer"]
@@ -55,6 +56,7 @@ class Normalizer:
         self.context = NormalizeContext.from_settings(correlation)
         self.deduplicator = Deduplicator(correlation.allowed_lateness)
         self.router = SessionRouter(correlation.window)
+        self.max_future = timedelta(seconds=correlation.max_future_seconds)
 
     def process(self, messages: Sequence[RawMessage]) -> NormalizeOutput:
         output = NormalizeOutput()
@@ -85,7 +87,25 @@ class Normalizer:
                 self._reject(bad, error, output)
                 continue
             for event in events:
+                if event.kind is not EventKind.ASSET and self._is_from_future(event):
+                    bad = message if single else replace(message, value=orjson.dumps(record))
+                    self._reject(bad, self._future_error(event), output)
+                    continue
                 self._accept(event, output)
+
+    def _is_from_future(self, event: Event) -> bool:
+        # The clock is used only as a sanity bound: one record stamped far ahead would
+        # otherwise become its stream's watermark and make every later record late.
+        return event.time > datetime.now(UTC) + self.max_future
+
+    def _future_error(self, event: Event) -> MappingError:
+        hours = self.max_future.total_seconds() / 3600
+        return MappingError(
+            f"{event.source} record {event.event_id} has event time {event.time.isoformat()}, "
+            f"more than {hours:g} h ahead of this worker's clock: fix the source's clock or "
+            "timestamp, or raise PIVOTWATCH_CORRELATION__MAX_FUTURE_SECONDS",
+            event_id=event.event_id,
+        )
 
     def _accept(self, event: Event, output: NormalizeOutput) -> None:
         if event.kind is not EventKind.ASSET and self.deduplicator.is_duplicate(
@@ -101,6 +121,9 @@ class Normalizer:
 
     def _reject(self, message: RawMessage, error: RecordError, output: NormalizeOutput) -> None:
         error.at(message.topic, message.partition, message.offset)
-        logger.warning("dead letter: %s", error)
+        text = str(error)
+        if len(text) > MAX_REASON_CHARS:
+            text = f"{text[:MAX_REASON_CHARS]}... ({len(text)} characters in all)"
+        logger.warning("dead letter: %s", text)
         output.dead_letters.append(DeadLetter(message, error.reason, type(error).__name__))
         output.counts["dead_letter"] += 1

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEAD_LETTER_HEADERS", "DeadLetter", "RawMessage"]
+__all__ = ["DEAD_LETTER_HEADERS", "TRUNCATED_HEADER", "DeadLetter", "RawMessage"]
+
+TRUNCATED_HEADER = "pivotwatch.error.truncated"
+
+# Longest reason kept in a dead letter's header; a reason quoting a huge value is cut.
+MAX_REASON_CHARS = 1000
 
 DEAD_LETTER_HEADERS = (
     "pivotwatch.error.reason",
@@ -39,9 +44,25 @@ class DeadLetter:
     reason: str
     error_class: str
 
+    def value(self, max_bytes: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """Return the original bytes and the headers, cut to ``max_bytes`` if longer.
+
+        A cut value gets the header ``pivotwatch.error.truncated`` with the original
+        length, so the dead-letter message still fits the broker's size limit.
+        """
+        headers = self.headers()
+        value = self.message.value
+        if len(value) <= max_bytes:
+            return value, headers
+        headers.append((TRUNCATED_HEADER, str(len(value)).encode()))
+        return value[:max_bytes], headers
+
     def headers(self) -> list[tuple[str, bytes]]:
+        reason = self.reason
+        if len(reason) > MAX_REASON_CHARS:
+            reason = f"{reason[:MAX_REASON_CHARS]}... ({len(self.reason)} characters in all)"
         values = (
-            self.reason,
+            reason,
             self.error_class,
             self.message.topic,
             str(self.message.partition),

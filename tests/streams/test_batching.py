@@ -57,3 +57,23 @@ def test_oversized_event_is_reported_not_sent() -> None:
 
     assert decode_ids(values) == ["event-0", "event-2"]
     assert [event.event_id for event in oversized] == ["event-1"]
+
+
+def test_dead_letter_fits_size_limit() -> None:
+    from pivotwatch.streams.records import TRUNCATED_HEADER, DeadLetter, RawMessage
+
+    huge = b'{"eventID": "' + b"x" * 900_000 + b'"'
+    dead = DeadLetter(
+        RawMessage("pivotwatch.raw.cloudtrail", 0, 7, None, huge),
+        "bad " + "x" * 900_000,
+        "DecodeError",
+    )
+
+    value, headers = dead.value(100_000)
+
+    assert len(value) == 100_000
+    assert value == huge[:100_000]
+    named = dict(headers)
+    assert named[TRUNCATED_HEADER] == str(len(huge)).encode()
+    assert len(named["pivotwatch.error.reason"]) < 2_000
+    assert named["pivotwatch.source.offset"] == b"7"

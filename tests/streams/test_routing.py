@@ -129,3 +129,25 @@ def test_cross_account_session_joins_the_home_chain() -> None:
     evidence = {item.event_id for item in latest.evidence}
     assert "c0ffee00-0000-4000-8000-000000000003" in evidence
     assert "c0ffee00-0000-4000-8000-000000000001" in evidence
+
+
+def test_far_future_record_is_a_dead_letter() -> None:
+    settings = load_settings()
+    messages = sample_messages(settings)
+    record = stolen_session_record(messages)
+    record.update(eventID="f0000000-0000-4000-8000-000000000999", eventTime="9999-12-31T23:59:59Z")
+    poisoned = RawMessage(settings.topics.cloudtrail, 2, 0, None, orjson.dumps(record))
+
+    output = Normalizer(settings).process([poisoned, *messages])
+
+    assert len(output.dead_letters) == 1
+    assert "9999-12-31" in output.dead_letters[0].reason
+    assert "MAX_FUTURE_SECONDS" in output.dead_letters[0].reason
+    chains = [
+        alert
+        for alert in Correlator.from_settings(settings).process(
+            [event for events in output.batches.values() for event in events]
+        )
+        if alert.kind is AlertKind.PIVOT_CHAIN
+    ]
+    assert chains
