@@ -385,7 +385,14 @@ def _config_file_source() -> dict[str, Any]:
         text = file.read_bytes()
     except OSError as error:
         raise ConfigurationError(f"cannot read PIVOTWATCH_CONFIG file {file}: {error}") from error
-    data = orjson.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    try:
+        data = orjson.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as error:
+        kind = "JSON" if file.suffix == ".json" else "YAML"
+        raise ConfigurationError(
+            f"PIVOTWATCH_CONFIG file {file} is not valid {kind}: {error}; fix the file, or "
+            "unset PIVOTWATCH_CONFIG"
+        ) from error
     if not isinstance(data, dict):
         raise ConfigurationError(
             f"PIVOTWATCH_CONFIG file {file} must contain a mapping at the top level"
@@ -428,8 +435,17 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings, raising ConfigurationError with the invalid value on failure."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     try:
         return Settings(**overrides)
     except ValidationError as error:
         raise ConfigurationError(f"invalid settings: {error}") from error
+    except SettingsError as error:
+        # pydantic-settings raises this for a PIVOTWATCH_* variable that is not valid JSON
+        # where a list or mapping is expected.
+        raise ConfigurationError(
+            f"invalid settings: {error} (a PIVOTWATCH_* variable for a list or mapping "
+            'must hold JSON, for example PIVOTWATCH_CORRELATION__CLUSTER_ACCOUNTS=\'{"prod": '
+            '"111122223333"}\')'
+        ) from error

@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.text import Text
 
 from pivotwatch.cli.common import bootstrap_option, fail, settings_with_bootstrap
-from pivotwatch.cli.render import SEVERITY_STYLES, print_alert
+from pivotwatch.cli.render import SEVERITY_STYLES, print_alert, safe
 from pivotwatch.cli.scenario import run_with_broker
-from pivotwatch.errors import BrokerError, ReplayError
+from pivotwatch.errors import PivotwatchError
 
 __all__ = ["SAMPLE_INCIDENT", "demo_command", "latest_revisions"]
 
@@ -64,7 +64,7 @@ def demo_command(bootstrap: str | None) -> None:
         status = console.status("starting the broker and the worker, replaying, correlating...")
         with status if console.is_terminal else contextlib.nullcontext():
             result = run_with_broker(folder, settings, embedded=bootstrap is None, timeout=120.0)
-    except (BrokerError, ReplayError) as error:
+    except PivotwatchError as error:
         fail(str(error), 1)
     alerts = latest_revisions(result.alerts)
     chains = [alert for alert in alerts if alert["kind"] == "pivot_chain"]
@@ -82,7 +82,7 @@ def demo_command(bootstrap: str | None) -> None:
         for alert in others:
             line = Text("  ")
             line.append(f"{alert['severity']:<8}", style=SEVERITY_STYLES.get(alert["severity"], ""))
-            line.append(f" {alert['kind']}: {alert['title']}")
+            line.append(f" {alert['kind']}: {safe(alert['title'])}")
             console.print(line)
     if not chains:
         fail("the demo incident produced no pivot chain", 1)

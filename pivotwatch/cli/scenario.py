@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 
 from pivotwatch.cli.common import bootstrap_option, fail, settings_with_bootstrap
-from pivotwatch.errors import BrokerError, ReplayError
+from pivotwatch.errors import PivotwatchError
 from pivotwatch.settings import Settings
 from pivotwatch.streams.embedded import EmbeddedBroker
 from pivotwatch.streams.scenario import ScenarioResult, isolated_settings, run_scenario
@@ -80,7 +80,7 @@ def run_scenario_command(
     settings = settings_with_bootstrap(bootstrap)
     try:
         result = run_with_broker(folder, settings, embedded=bootstrap is None, timeout=timeout)
-    except (BrokerError, ReplayError) as error:
+    except PivotwatchError as error:
         fail(str(error), 1)
     alerts_out.write_bytes(b"".join(value + b"\n" for value in result.alerts))
     Console(stderr=True).print(

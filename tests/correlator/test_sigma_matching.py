@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import textwrap
 from typing import Any
 
@@ -319,3 +320,22 @@ def test_condition_list_is_or() -> None:
     rules = compile_detection("a:\n    x: '1'\nb:\n    y: '2'\ncondition:\n    - a\n    - b")
     assert matches(rules, {"y": "2"})
     assert not matches(rules, {"z": "2"})
+
+
+def test_regex_runs_in_linear_time_on_backtracking_pattern() -> None:
+    from pivotwatch.correlator.sigma.values import compile_regex
+
+    pattern = compile_regex("^(a+)+$", 0)
+
+    # Python's backtracking engine needs minutes for this input; RE2 answers at once.
+    assert pattern.search("a" * 40 + "!") is None
+    assert pattern.search("aaaa") is not None
+
+
+def test_regex_flags_carry_over_to_re2() -> None:
+    from pivotwatch.correlator.sigma.values import compile_regex
+
+    assert compile_regex("^abc$", re.IGNORECASE).search("ABC") is not None
+    assert compile_regex("a.b", re.DOTALL).search("a\nb") is not None
+    assert compile_regex("^b", re.MULTILINE).search("a\nb") is not None
+    assert compile_regex("^b", 0).search("a\nb") is None

@@ -139,6 +139,17 @@ def load_rule_text(text: str, *, path: Path | None = None) -> LoadReport:
     where = str(path) if path is not None else None
     location = SigmaRuleLocation(path) if path is not None else None
     try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as error:
+        return LoadReport((), (RuleError(f"invalid Sigma YAML: {error}", path=where),))
+    for document in documents:
+        if document is not None and not isinstance(document, dict):
+            reason = (
+                f"a YAML document is a {type(document).__name__}, not a mapping: every "
+                "document of a Sigma rule file must be one rule (title, logsource, detection)"
+            )
+            return LoadReport((), (RuleError(reason, path=where),))
+    try:
         collection = SigmaCollection.from_yaml(text, collect_errors=True, source=location)
     except (SigmaError, yaml.YAMLError) as error:
         return LoadReport((), (RuleError(f"invalid Sigma YAML: {error}", path=where),))

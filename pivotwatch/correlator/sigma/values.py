@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import operator
 import re
 from collections.abc import Callable
 from typing import Any
 
+import re2
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -298,10 +300,35 @@ def _compile_regex_field(field: str, value: SigmaRegularExpression) -> Matcher:
     return _regex_field_test(field, str(value.regexp), flags)
 
 
+logger = logging.getLogger(__name__)
+
+_INLINE_FLAGS = {re.IGNORECASE: "i", re.MULTILINE: "m", re.DOTALL: "s"}
+
+
+def compile_regex(regexp: str, flags: int) -> Any:
+    """Compile a rule's regular expression with RE2, which runs in linear time.
+
+    Python's `re` backtracks, so a pattern such as ``^(a+)+$`` on a crafted field
+    could stall the worker for minutes. A pattern that RE2 cannot run (backreferences,
+    lookaround) falls back to `re`, with a warning naming it.
+    """
+    inline = "".join(letter for flag, letter in _INLINE_FLAGS.items() if flags & flag)
+    try:
+        return re2.compile(f"(?{inline}){regexp}" if inline else regexp)
+    except re2.error as error:
+        logger.warning(
+            "regular expression %r needs Python's backtracking engine (%s); a crafted "
+            "field value can make it slow",
+            regexp,
+            error,
+        )
+        return re.compile(regexp, flags)
+
+
 @functools.lru_cache(maxsize=_LEAF_CACHE_SIZE)
 def _regex_field_test(field: str, regexp: str, flags: int) -> Matcher:
     path = field_path(field)
-    pattern = re.compile(regexp, flags)
+    pattern = compile_regex(regexp, flags)
 
     def match_regex(view: RecordView) -> bool:
         for text in view.texts(path):
