@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
 
 from pivotwatch import __version__
@@ -13,6 +10,7 @@ from pivotwatch.cli.bench import bench_command
 from pivotwatch.cli.connect import connect_group
 from pivotwatch.cli.demo import demo_command
 from pivotwatch.cli.export import export_group
+from pivotwatch.cli.logs import configure_logging
 from pivotwatch.cli.replay import replay_command
 from pivotwatch.cli.rules import rules
 from pivotwatch.cli.scenario import run_scenario_command
@@ -38,11 +36,7 @@ def cli(log_level: str | None) -> None:
     import os
 
     level = (log_level or os.environ.get("PIVOTWATCH_LOG_LEVEL") or "WARNING").upper()
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(level)
 
 
 cli.add_command(demo_command)

@@ -8,6 +8,7 @@ import click
 import faust
 
 from pivotwatch.cli.common import bootstrap_option, fail, settings_with_bootstrap
+from pivotwatch.cli.logs import configure_logging
 from pivotwatch.errors import PivotwatchError
 from pivotwatch.streams.app import Pipeline
 from pivotwatch.streams.metrics import serve_metrics
@@ -55,7 +56,11 @@ def worker_command(bootstrap: str | None, loglevel: str) -> None:
         len(pipeline.correlator.rules),  # type: ignore[arg-type]
     )
     pipeline.start_directory()
-    worker = faust.Worker(pipeline.app, loglevel=loglevel.upper(), quiet=True)
+    configure_logging(loglevel)
+    # faust keeps the handler configured above, with its limit on repeated messages.
+    worker = faust.Worker(
+        pipeline.app, loglevel=loglevel.upper(), quiet=True, override_logging=False
+    )
     try:
         worker.execute_from_commandline()
     finally:

@@ -7,9 +7,12 @@ empty. Production and CI use Apache Kafka instead.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +41,19 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
         except OSError:
             time.sleep(0.1)
     raise BrokerError(f"nothing accepted connections on {host}:{port} within {timeout:.0f} s")
+
+
+def _stop_with_parent() -> None:
+    """Ask Linux to kill the broker (memory only, nothing to save) when its parent dies.
+
+    Without it a ``kill -9`` of the demo leaves the broker running. Other systems have no
+    such call, and the broker is then stopped only by `EmbeddedBroker.stop`.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _tansu_binary() -> Path:
@@ -83,7 +99,11 @@ class EmbeddedBroker:
         ]
         logger.info("starting embedded broker on %s", self.bootstrap)
         self._process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent,
         )
         try:
             wait_for_port(self.host, self.port, self.start_timeout)
