@@ -42,10 +42,22 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class KnownNoiseFilter(logging.Filter):
+    """Drop warnings that faust-streaming 0.15 logs on every normal start.
+
+    faust warns "Missing sensor state for rebalance" on each first rebalance of a worker
+    because no sensor recorded the rebalance's start; nothing is wrong.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Missing sensor state for rebalance" not in str(record.msg)
+
+
 def configure_logging(level: str) -> None:
     """Log to standard error at ``level``, with repeated messages limited."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(KnownNoiseFilter())
     handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
