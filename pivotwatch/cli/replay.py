@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
 
 import click
 from rich.console import Console
 
+from pivotwatch.cli.common import EXIT_USAGE, fail, settings_with_bootstrap
 from pivotwatch.connectors.replay import replay, summary_table
-from pivotwatch.errors import BrokerError, ConfigurationError, ReplayError
+from pivotwatch.errors import BrokerError, ReplayError
 from pivotwatch.schemas.event import Source
-from pivotwatch.settings import Settings, load_settings
 
 __all__ = ["replay_command"]
 
 EXIT_NOTHING_SENT = 1
-EXIT_USAGE = 2
 
 SOURCE_CHOICES = {
     "cloudtrail": Source.CLOUDTRAIL,
@@ -68,46 +66,19 @@ def replay_command(
     Exit status: 0 when records were sent, 1 when none could be sent or Kafka did not
     acknowledge a record, 2 on invalid options, paths or settings.
     """
-    settings = _load_settings(bootstrap)
+    settings = settings_with_bootstrap(bootstrap)
     selected = SOURCE_CHOICES[source] if source is not None else None
 
     try:
         summary = replay(paths, settings, source=selected, progress=not no_progress)
     except ReplayError as error:
-        _fail(str(error), EXIT_USAGE)
+        fail(str(error), EXIT_USAGE)
     except BrokerError as error:
-        _fail(str(error), EXIT_NOTHING_SENT)
+        fail(str(error), EXIT_NOTHING_SENT)
 
     Console().print(summary_table(summary))
     if summary.sent == 0:
-        _fail(
+        fail(
             "no record was sent: the inputs contain no valid records (see the counts above)",
             EXIT_NOTHING_SENT,
         )
-
-
-def _load_settings(bootstrap: str | None) -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigurationError as error:
-        _fail(str(error), EXIT_USAGE)
-    if bootstrap is None:
-        return settings
-    _check_bootstrap(bootstrap)
-    kafka = settings.kafka.model_copy(update={"bootstrap": bootstrap})
-    return settings.model_copy(update={"kafka": kafka})
-
-
-def _check_bootstrap(bootstrap: str) -> None:
-    for server in bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise click.BadParameter(
-                f"{server!r} is not HOST:PORT with a port from 1 to 65535",
-                param_hint="--bootstrap",
-            )
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
-    raise click.exceptions.Exit(code)
