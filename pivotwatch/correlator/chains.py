@@ -26,7 +26,7 @@ from pivotwatch.correlator.detections import LEVEL_RANK, TACTIC_ORDER
 from pivotwatch.correlator.graph import Relation
 from pivotwatch.correlator.state import CREDENTIAL_ACCESS, Activity, KeyState, Signal
 
-__all__ = ["ChainView", "build_chain", "evaluate_chain"]
+__all__ = ["ChainView", "evaluate_chain"]
 
 # Falco's clock and the cloud provider's are independent; allow this much disagreement.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -91,11 +91,6 @@ def _is_off_host(state: KeyState, visit: _Visit, activity: Activity) -> bool:
     if not known or activity.event.source_ip in known:
         return False
     return state.is_off_host(visit.node, activity.event, known)
-
-
-def build_chain(state: KeyState, workload: str) -> ChainView | None:
-    """Return the workload's chain, or None when no cloud call joins its signals."""
-    return evaluate_chain(state, workload)[0]
 
 
 def evaluate_chain(state: KeyState, workload: str) -> tuple[ChainView | None, frozenset[str]]:

@@ -298,13 +298,13 @@ class Correlator:
                 state.chains.pop(workload, None)
                 continue
             state.chains[workload] = chain
-            alert = self._revise(state, chain_alert(state.key, chain, revision=1))
+            alert = self._revise(chain_alert(state.key, chain, revision=1))
             if alert is not None:
                 alerts.append(alert)
         state.clear_changes()
         return alerts
 
-    def _revise(self, state: KeyState, draft: Alert) -> Alert | None:
+    def _revise(self, draft: Alert) -> Alert | None:
         """Return the draft as the chain's next revision, or None if nothing worth one changed.
 
         A chain publishes a new revision when its score changes, or when it gains an

@@ -95,11 +95,8 @@ class Linker:
             "SignJwt": self._link_gcp_service_account,
             "GenerateIdToken": self._link_gcp_service_account,
         }
-
-    @property
-    def deriving_actions(self) -> frozenset[str]:
+        self.deriving_actions = frozenset(self._handlers)
         """Names of the calls that can derive a new identity."""
-        return frozenset(self._handlers)
 
     def link(self, event: Event) -> None:
         """Add every link that ``event`` proves."""

@@ -22,7 +22,7 @@ from pivotwatch.schemas.event import Event, EventKind, Source
 from pivotwatch.schemas.framing import split_message
 from pivotwatch.schemas.normalize import NormalizeContext, normalize_record
 from pivotwatch.settings import Settings
-from pivotwatch.streams.records import MAX_REASON_CHARS, DeadLetter, RawMessage
+from pivotwatch.streams.records import DeadLetter, RawMessage, shorten_reason
 from pivotwatch.streams.routing import SessionRouter
 
 __all__ = ["NormalizeOutput", "Normalizer"]
@@ -57,9 +57,11 @@ class Normalizer:
         self.deduplicator = Deduplicator(correlation.allowed_lateness)
         self.router = SessionRouter(correlation.window)
         self.max_future = timedelta(seconds=correlation.max_future_seconds)
+        self._latest_allowed = datetime.now(UTC) + self.max_future
 
     def process(self, messages: Sequence[RawMessage]) -> NormalizeOutput:
         output = NormalizeOutput()
+        self._latest_allowed = datetime.now(UTC) + self.max_future
         for message in messages:
             self._process_message(message, output)
         return output
@@ -81,22 +83,24 @@ class Normalizer:
         for record in framed.records:
             try:
                 events = normalize_record(source, record, self.context)
+                self._check_not_future(events)
             except RecordError as error:
                 # Only the bad record of a batch goes to the dead-letter topic, as JSON.
                 bad = message if single else replace(message, value=orjson.dumps(record))
                 self._reject(bad, error, output)
                 continue
             for event in events:
-                if event.kind is not EventKind.ASSET and self._is_from_future(event):
-                    bad = message if single else replace(message, value=orjson.dumps(record))
-                    self._reject(bad, self._future_error(event), output)
-                    continue
                 self._accept(event, output)
 
-    def _is_from_future(self, event: Event) -> bool:
-        # The clock is used only as a sanity bound: one record stamped far ahead would
-        # otherwise become its stream's watermark and make every later record late.
-        return event.time > datetime.now(UTC) + self.max_future
+    def _check_not_future(self, events: list[Event]) -> None:
+        """Raise MappingError for an event stamped further ahead than ``max_future``.
+
+        The clock is used only as a sanity bound: one record stamped far ahead would
+        otherwise become its stream's watermark and make every later record late.
+        """
+        for event in events:
+            if event.kind is not EventKind.ASSET and event.time > self._latest_allowed:
+                raise self._future_error(event)
 
     def _future_error(self, event: Event) -> MappingError:
         hours = self.max_future.total_seconds() / 3600
@@ -121,9 +125,6 @@ class Normalizer:
 
     def _reject(self, message: RawMessage, error: RecordError, output: NormalizeOutput) -> None:
         error.at(message.topic, message.partition, message.offset)
-        text = str(error)
-        if len(text) > MAX_REASON_CHARS:
-            text = f"{text[:MAX_REASON_CHARS]}... ({len(text)} characters in all)"
-        logger.warning("dead letter: %s", text)
+        logger.warning("dead letter: %s", shorten_reason(str(error)))
         output.dead_letters.append(DeadLetter(message, error.reason, type(error).__name__))
         output.counts["dead_letter"] += 1

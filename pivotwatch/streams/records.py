@@ -8,8 +8,17 @@ __all__ = ["DEAD_LETTER_HEADERS", "TRUNCATED_HEADER", "DeadLetter", "RawMessage"
 
 TRUNCATED_HEADER = "pivotwatch.error.truncated"
 
-# Longest reason kept in a dead letter's header; a reason quoting a huge value is cut.
+# Maximum length of a dead letter's reason, in characters: a reason quoting a huge value
+# is cut, so the dead-letter message stays within the broker's size limit.
 MAX_REASON_CHARS = 1000
+
+
+def shorten_reason(reason: str) -> str:
+    """Return ``reason`` cut to `MAX_REASON_CHARS`, noting its full length when cut."""
+    if len(reason) <= MAX_REASON_CHARS:
+        return reason
+    return f"{reason[:MAX_REASON_CHARS]}... ({len(reason)} characters in all)"
+
 
 DEAD_LETTER_HEADERS = (
     "pivotwatch.error.reason",
@@ -58,11 +67,8 @@ class DeadLetter:
         return value[:max_bytes], headers
 
     def headers(self) -> list[tuple[str, bytes]]:
-        reason = self.reason
-        if len(reason) > MAX_REASON_CHARS:
-            reason = f"{reason[:MAX_REASON_CHARS]}... ({len(self.reason)} characters in all)"
         values = (
-            reason,
+            shorten_reason(self.reason),
             self.error_class,
             self.message.topic,
             str(self.message.partition),
