@@ -36,25 +36,11 @@ from tests.connectors.test_live_support import (
     queue_depth,
     wait_for,
 )
+from tests.integration.support import ORDER_INDEPENDENT_KINDS, latest_revisions
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 120.0
-
-
-def latest_revisions(values: list[bytes]) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
-    for value in values:
-        alert = orjson.loads(value)
-        kept = latest.get(alert["chain_id"])
-        if kept is None or alert["revision"] > kept["revision"]:
-            latest[alert["chain_id"]] = alert
-    return latest
-
-
-# Single-stage alerts depend on arrival order (a match published alone may join a chain
-# once the other half arrives); chains and transient exposures do not.
-ORDER_INDEPENDENT_KINDS = frozenset({"pivot_chain", "transient_exposure"})
 
 
 def summary(values: list[bytes]) -> dict[str, tuple[str, frozenset[str]]]:
@@ -192,7 +178,7 @@ def test_live_path_matches_run_scenario(
     assert chain_summary(live_alerts) == chain_summary(replayed.alerts)
     # Falco alerts reach a live system before the CloudTrail files, so each runtime
     # signal is first published alone; the chain then takes it in. Every other alert of
-    # the live path is a single-stage alert about evidence the chain holds too.
+    # the live path is a single-stage alert about evidence the chain contains too.
     expected = summary(replayed.alerts)
     found = summary(live_alerts)
     chained = frozenset().union(
