@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 # The embedded broker lets a new consumer group form only after half the session
-# timeout, so short runs on it use a short one; a lone in-process worker has no peers
+# timeout, so short runs on it use a short one. A lone in-process worker has no peers
 # whose slow heartbeats this could cut off.
 EMBEDDED_SESSION_TIMEOUT = 6.0
 EMBEDDED_HEARTBEAT_INTERVAL = 1.0
@@ -72,7 +72,7 @@ def run_scenario_command(
 ) -> None:
     """Run one scenario FOLDER through the real pipeline and write its alerts.
 
-    FOLDER holds cloudtrail/ files, gcp-audit.jsonl, falco.jsonl and inventory/ in
+    FOLDER contains cloudtrail/ files, gcp-audit.jsonl, falco.jsonl and inventory/ in
     the sources' own formats. The command starts a broker (the embedded one unless
     --bootstrap is given) and a worker, replays the inventory and then the rest,
     waits until every record is processed, writes the alerts and exits.

@@ -5,7 +5,7 @@ alerts that the batch made new or changed. It keeps one `KeyState` per correlati
 key. It imports neither Kafka nor faust.
 
 Time is event time throughout. Each stream has its own watermark, the newest event
-time seen from it; a record older than its watermark minus the allowed lateness is
+time seen from it. A record older than its watermark minus the allowed lateness is
 dropped and counted. A stream is what delivers records in order: one Falco host, one
 CloudTrail region, one GCP project's audit log, each within one key. State older than
 the window is forgotten.

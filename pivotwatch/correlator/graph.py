@@ -1,9 +1,10 @@
 """The identity graph of one correlation key (one cloud account or project).
 
 Nodes are workloads, hosts, addresses, Kubernetes service accounts, cloud identities
-and access keys (see `pivotwatch.correlator.nodes`). Edges point from what holds a
+and access keys (see `pivotwatch.correlator.nodes`). Edges point from what has a
 credential to the credential, and from an identity to the identities it created or
-became. Every edge keeps the event time and the event id that created it.
+became. Every edge keeps its newest event time and the ids of the first events that
+proved it (up to `MAX_EDGE_EVENTS`).
 
 The graph is bounded: edges older than the window are removed by `expire`, and when
 a cap on nodes or edges is reached the oldest edges go first. Both count evictions.
@@ -24,7 +25,7 @@ __all__ = ["Derivation", "IdentityGraph", "Relation"]
 
 
 class Relation(StrEnum):
-    """What an edge means."""
+    """The meaning of an edge."""
 
     RUNS_ON = "runs_on"
     """workload → host"""

@@ -54,7 +54,7 @@ class Activity:
     """A cloud call kept as possible chain evidence.
 
     Kept are calls that matched a rule, calls that created a link, and calls made from an
-    address outside the actor's known hosts; routine calls from known hosts are not kept.
+    address outside the actor's known hosts. Routine calls from known hosts are not kept.
     """
 
     actor: str
@@ -101,8 +101,8 @@ class KeyState:
         """Return the workloads whose chain may have changed since it was last evaluated.
 
         A structural change (a pod on a new node, a new host address) can change any
-        chain, so it makes every workload stale; other changes only the workloads whose
-        last evaluation reached a changed node.
+        chain, so it makes every workload stale. Any other change makes stale only the
+        workloads whose last evaluation reached a changed node.
         """
         if self.graph.structure_changed:
             return list(self.signals)
@@ -255,8 +255,8 @@ class KeyState:
     def expire(self, window: timedelta) -> None:
         """Forget signals, activities and edges older than the window.
 
-        The scan runs at most once per `EXPIRY_STEP` of event time, because it walks the
-        whole state; state is therefore kept up to one step longer than the window.
+        The scan walks the whole state, so it runs at most once per `EXPIRY_STEP` of event
+        time. State is therefore kept up to one step longer than the window.
         """
         if self.newest is None:
             return

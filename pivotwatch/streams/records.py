@@ -44,8 +44,8 @@ class RawMessage:
 class DeadLetter:
     """A message that could not be used, with the reason.
 
-    On the dead-letter topic the value is the original bytes, unchanged; the key is the
-    source topic; the reason and position travel in headers named in
+    On the dead-letter topic the value is the original bytes, unchanged, and the key is
+    the source topic. The reason and position travel in headers named in
     ``DEAD_LETTER_HEADERS``.
     """
 

@@ -2,8 +2,8 @@
 
 The correlator's state of one key is a function of that key's events inside the window,
 and every event of a key is on one partition of the events topic. So the events topic is
-the correlator's changelog: when a worker is given an events partition, it reads the
-partition from the start of the window up to the group's committed offset and feeds
+the correlator's changelog. When a worker is given an events partition, it reads the
+partition from the start of the window up to the group's committed offset, and feeds
 those events to the correlator with publication turned off. What was already published
 is read back from the alerts topic, so a chain keeps its id and its revision count and
 nothing is published twice.

@@ -1,6 +1,6 @@
 """Running a scenario folder through the real pipeline.
 
-A scenario folder holds a story's inputs in the sources' own formats: ``cloudtrail/``
+A scenario folder contains a story's inputs in the sources' own formats: ``cloudtrail/``
 files as delivered to S3, ``gcp-audit.jsonl``, ``falco.jsonl`` and ``inventory/``.
 `run_scenario` starts a worker in this process, replays the inventory, waits until the
 worker has processed it, replays everything else, waits again until every record and
@@ -52,7 +52,7 @@ def scenario_inputs(folder: Path) -> tuple[list[Path], list[Path]]:
     others = [path for path in entries if path.name != "inventory"]
     if not others:
         raise ReplayError(
-            f"scenario folder {folder} holds no input: "
+            f"scenario folder {folder} has no input files: "
             "expected cloudtrail/, gcp-audit.jsonl or falco.jsonl"
         )
     return inventory, others

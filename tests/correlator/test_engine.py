@@ -68,7 +68,7 @@ def chain_content(
     """Return what the newest revision of each chain must show whatever the arrival order.
 
     Evidence that only repeats behaviour already published (the same call by the same
-    identity) publishes no revision, so which copy of it is listed depends on order; the
+    identity) publishes no revision, so which copy of it is listed depends on order. The
     identities, techniques and rules do not.
     """
     return {
@@ -84,7 +84,7 @@ def chain_content(
 
 
 # Out-of-order input inside the allowed lateness (30 minutes by default) must give the
-# same chains; records later than that are dropped by design, so the shuffle stays inside.
+# same chains. Records later than that are dropped by design, so the shuffle stays inside.
 MAX_DISORDER = timedelta(minutes=20)
 
 
@@ -209,7 +209,7 @@ def _encode(alert: Alert) -> bytes:
     return msgspec.json.encode(alert)
 
 
-def test_off_host_use_without_runtime_signal_is_single_stage() -> None:
+def test_off_host_use_alone_is_single_stage() -> None:
     events = [event for event in load_events(SAMPLE) if event.source is not Source.FALCO]
 
     alerts = correlate(events)
@@ -304,7 +304,7 @@ def ecs_records(host: str) -> list[tuple[Source, dict[str, Any]]]:
     return [(Source.FALCO, alert)] + [(Source.CLOUDTRAIL, call) for call in calls]
 
 
-def test_ecs_task_role_used_off_host_is_a_chain() -> None:
+def test_ecs_task_role_off_host_chain() -> None:
     events = load_events(SAMPLE)
     host = next(
         event.workload.host
